@@ -1,0 +1,31 @@
+# Environment and tests for twostep-asteroid.
+# torch/torchaudio are pinned as a matched pair: asteroid 0.7 imports torch_stoi, which imports
+# torchaudio, and a torchaudio wheel only loads beside the torch release it was built for.
+# setuptools<81 keeps pkg_resources, which torchmetrics 0.11.4 (pinned by asteroid) imports.
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+TORCH_PAIR := torch==2.9.1 torchaudio==2.9.1
+PYTEST_ARGS ?=
+
+.PHONY: env test test-all clean-env
+
+env: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade "pip<26" "setuptools<81" wheel
+	$(VENV)/bin/pip install -q $(TORCH_PAIR)
+	$(VENV)/bin/pip install -q -e ".[test,export]" "setuptools<81" $(TORCH_PAIR)
+	touch $(STAMP)
+
+# The default suite (a few minutes on 2 cores).
+test: env
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS) tests
+
+# Also the slow end-to-end tests (marked `slow`), as CI runs them.
+test-all: env
+	$(VENV)/bin/python -m pytest -q --runslow $(PYTEST_ARGS) tests
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,165 @@
+"""Signal-level helpers shared by the corpus builders and the dynamic-mixing dataset:
+silence trimming, pause shortening, level normalisation and wsj0-mix style mixing."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .audio_io import from_int16, to_int16
+
+EPS = 1e-12
+CLIP_PEAK = 0.9  # wsj0-mix scripts: scale so that the largest |sample| of mix and sources is 0.9
+
+
+def rms(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+
+
+def frame_energy_db(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """Per-frame energy in dB (frames start at ``k * hop``; the last one may be short)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = max(1, 1 + max(0, len(x) - frame + hop - 1) // hop)
+    pad = (n - 1) * hop + frame - len(x)
+    xp = np.pad(x, (0, max(0, pad)))
+    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
+    e = np.mean(xp[idx] ** 2, axis=1)
+    return 10.0 * np.log10(e + EPS)
+
+
+def active_mask(
+    x: np.ndarray, sample_rate: int, top_db: float = 40.0, floor_db: float = -60.0,
+    frame_s: float = 0.025, hop_s: float = 0.010,
+):
+    """Frame activity: energy within ``top_db`` of the loudest frame and above ``floor_db`` dBFS."""
+    frame = max(1, int(round(frame_s * sample_rate)))
+    hop = max(1, int(round(hop_s * sample_rate)))
+    e = frame_energy_db(x, frame, hop)
+    thr = max(float(e.max()) - top_db, floor_db)
+    return e > thr, frame, hop
+
+
+def trim_silence(
+    x: np.ndarray, sample_rate: int, top_db: float = 40.0, floor_db: float = -60.0,
+    margin_s: float = 0.02,
+) -> np.ndarray:
+    """Remove leading/trailing silence (frames quieter than ``top_db`` below the loudest frame or
+    below ``floor_db`` dBFS). Keeps ``margin_s`` on each side. Returns an empty array for audio
+    with no active frame."""
+    if len(x) == 0:
+        return x
+    act, frame, hop = active_mask(x, sample_rate, top_db, floor_db)
+    if not act.any():
+        return x[:0]
+    first, last = int(np.argmax(act)), len(act) - 1 - int(np.argmax(act[::-1]))
+    margin = int(round(margin_s * sample_rate))
+    start = max(0, first * hop - margin)
+    stop = min(len(x), last * hop + frame + margin)
+    return x[start:stop]
+
+
+def shorten_pauses(
+    x: np.ndarray, sample_rate: int, max_pause_s: float = 0.4, top_db: float = 40.0,
+    floor_db: float = -60.0,
+) -> np.ndarray:
+    """Shorten internal pauses longer than ``max_pause_s`` to ``max_pause_s`` (the middle of the
+    pause is cut out, so both word edges keep their natural decay)."""
+    if max_pause_s is None or len(x) == 0:
+        return x
+    act, frame, hop = active_mask(x, sample_rate, top_db, floor_db)
+    keep = np.ones(len(x), dtype=bool)
+    max_pause = int(round(max_pause_s * sample_rate))
+    i, n = 0, len(act)
+    while i < n:
+        if act[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not act[j]:
+            j += 1
+        if i > 0 and j < n:  # internal pause: samples from end of frame i-1 to start of frame j
+            s0, s1 = (i - 1) * hop + frame, j * hop
+            if s1 - s0 > max_pause:
+                half = max_pause // 2
+                keep[s0 + half: s1 - (max_pause - half)] = False
+        i = j
+    return x[keep]
+
+
+def quietest_cut(x: np.ndarray, sample_rate: int, lo: int, hi: int, hop_s: float = 0.01) -> int:
+    """Sample index in ``[lo, hi]`` at the quietest 20 ms window (a pause if there is one)."""
+    lo, hi = int(lo), int(hi)
+    if hi <= lo:
+        return lo
+    hop = max(1, int(hop_s * sample_rate))
+    win = max(1, int(0.02 * sample_rate))
+    best, best_e = lo, np.inf
+    x64 = np.asarray(x, dtype=np.float64)
+    for c in range(lo, hi + 1, hop):
+        seg = x64[max(0, c - win // 2): c + win // 2]
+        e = float(np.mean(seg * seg)) if seg.size else 0.0
+        if e < best_e - 1e-15:
+            best, best_e = c, e
+    return best
+
+
+def mix_sources(
+    sources: Sequence[np.ndarray], gains_db: Sequence[float], mode: str = "min",
+    peak: float = CLIP_PEAK, always_scale: bool = True,
+):
+    """wsj0-mix style mixing.
+
+    Each full source is normalised to unit level, weighted by ``10**(gain_db/20)``, then all are
+    truncated to the shortest (``min``) or zero-padded to the longest (``max``); finally mixture
+    and sources are scaled together by ``peak / max(|mix|, |s_i|)`` (as the MATLAB scripts do:
+    ``always_scale=True``; with ``False`` only when that maximum exceeds ``peak``).
+
+    Level: the MATLAB scripts use ITU-T P.56 active speech level (``activlev``). Here the plain
+    RMS over the whole utterance is used as an approximation: inputs are trimmed speech with
+    short pauses, for which the two differ by a roughly constant offset, so the relative level
+    between sources is close to the requested one.
+
+    Returns ``(mix_int16, [source_int16...])``: sources quantised to 16 bit and the mixture the
+    exact integer sum of the quantised sources.
+    """
+    if len(sources) != len(gains_db):
+        raise ValueError("one gain per source")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    scaled = []
+    for s, g in zip(sources, gains_db):
+        s = np.asarray(s, dtype=np.float64)
+        level = rms(s)
+        if level <= EPS:
+            raise ValueError("silent source")
+        scaled.append(s / level * 10.0 ** (float(g) / 20.0))
+    lengths = [len(s) for s in scaled]
+    n = min(lengths) if mode == "min" else max(lengths)
+    scaled = [s[:n] if len(s) >= n else np.pad(s, (0, n - len(s))) for s in scaled]
+    mix = np.sum(scaled, axis=0)
+    amp = max(float(np.max(np.abs(mix))), *(float(np.max(np.abs(s))) for s in scaled))
+    if always_scale or amp > peak:
+        factor = peak / max(amp, EPS)
+        scaled = [s * factor for s in scaled]
+    q = [to_int16(s) for s in scaled]
+    mix_q = np.sum([s.astype(np.int32) for s in q], axis=0)
+    if np.max(np.abs(mix_q)) > 32767:  # cannot happen with peak <= 0.9; guard anyway
+        raise RuntimeError("mixture clipped")
+    return mix_q.astype(np.int16), q
+
+
+def relative_gains(rng: np.random.Generator, n_src: int, max_db: float = 5.0):
+    """wsj0-2mix levels: relative level r ~ U(0, max_db); s1 at +r/2 dB, s2 at -r/2 dB.
+    Further sources (3-speaker mixtures) get an independent U(-max_db/2, max_db/2) dB."""
+    r = float(rng.uniform(0.0, max_db))
+    gains = [r / 2.0, -r / 2.0]
+    for _ in range(n_src - 2):
+        gains.append(float(rng.uniform(-max_db / 2.0, max_db / 2.0)))
+    return gains[:n_src] if n_src >= 2 else [0.0]
+
+
+__all__ = [
+    "rms", "trim_silence", "shorten_pauses", "quietest_cut", "mix_sources", "relative_gains",
+    "from_int16", "to_int16", "CLIP_PEAK",
+]
