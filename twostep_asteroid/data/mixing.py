@@ -2,11 +2,11 @@
 silence trimming, pause shortening, level normalisation and wsj0-mix style mixing."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .audio_io import from_int16, to_int16
+from .audio_io import to_int16
 
 EPS = 1e-12
 CLIP_PEAK = 0.9  # wsj0-mix scripts: scale so that the largest |sample| of mix and sources is 0.9
@@ -161,5 +161,5 @@ def relative_gains(rng: np.random.Generator, n_src: int, max_db: float = 5.0):
 
 __all__ = [
     "rms", "trim_silence", "shorten_pauses", "quietest_cut", "mix_sources", "relative_gains",
-    "from_int16", "to_int16", "CLIP_PEAK",
+    "CLIP_PEAK",
 ]

@@ -53,12 +53,13 @@ from .audio_io import (
     atomic_write_text,
     config_hash,
     file_sha256,
+    from_int16,
     read_audio,
     resample,
     to_int16,
     write_wav,
 )
-from .mixing import from_int16, mix_sources, quietest_cut, relative_gains, shorten_pauses, trim_silence
+from .mixing import mix_sources, quietest_cut, relative_gains, shorten_pauses, trim_silence
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +92,27 @@ PACKAGES = (
 #    that the authors and http://www.voip.ammdomus.it are credited visibly to the end user.
 SPEAKERS: Dict[str, dict] = {
     "allison": dict(
-        name="Allison Smith", gender="f", voice_dirs=["en_US_f_Allison", "es_MX_f_Allison"],
+        name="Allison Smith", gender="f",
+        url="http://www.theivrvoice.com",
+        voice_dirs=["en_US_f_Allison", "es_MX_f_Allison"],
         packages=["asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav"],
         copyright="2003-2010, Allison Smith (recorded by Allison Smith, http://www.theivrvoice.com;"
                   " financial contributions by Digium, Inc.)",
         license="CC-BY-SA-3.0", license_url="https://creativecommons.org/licenses/by-sa/3.0/",
     ),
     "june": dict(
-        name="June Wallack", gender="f", voice_dirs=["fr_CA_f_June"],
+        name="June Wallack", gender="f",
+        url="http://www.junewallack.com",
+        voice_dirs=["fr_CA_f_June"],
         packages=["asterisk-core-sounds-fr-wav"],
         copyright="2006-2008, June Wallack (recorded by June Wallack, http://www.junewallack.com;"
                   " translated by Clod Patry, Kristopher Lalletti, June Wallack)",
         license="CC-BY-SA-3.0", license_url="https://creativecommons.org/licenses/by-sa/3.0/",
     ),
     "carlo": dict(
-        name="Carlo Flora", gender="m", voice_dirs=["it_IT_m_Carlo"],
+        name="Carlo Flora", gender="m",
+        url="http://www.carloflora.com",
+        voice_dirs=["it_IT_m_Carlo"],
         packages=["asterisk-core-sounds-it-wav"],
         copyright="2012 Carlo Flora, http://www.segreterietelefoniche.it (recorded by Carlo Flora,"
                   " http://www.carloflora.com; translated by Silvia Petrin)",
@@ -113,14 +120,17 @@ SPEAKERS: Dict[str, dict] = {
     ),
     "ivrvoiceru": dict(
         name="ivrvoice.ru female voice (provided by Maxim Topal)", gender="f",
+        url="http://www.ivrvoice.ru",
         voice_dirs=["ru_RU_f_IvrvoiceRU"], packages=["asterisk-core-sounds-ru-wav"],
         copyright="2010, Maxim (provided by Maxim Topal, http://www.ivrvoice.ru)",
         license="CC-BY-3.0", license_url="https://creativecommons.org/licenses/by/3.0/",
     ),
     "paola": dict(
         name="Paola Dal Zot (Menardi Italian prompts)", gender="f",
+        url="http://www.voip.ammdomus.it",
         voice_dirs=["it_IT_f_Menardi"], packages=["asterisk-prompt-it-menardi-wav"],
-        copyright="2006-2011, Marco Menardi e Paola Dal Zot (the voice), http://www.voip.ammdomus.it",
+        copyright="2006-2011, Marco Menardi e Paola Dal Zot (the voice),"
+                  " http://www.voip.ammdomus.it",
         license="CC-BY-SA-3.0-IT", license_url="https://creativecommons.org/licenses/by-sa/3.0/it/",
         note="Attribution condition of the authors: wherever the files are distributed, state"
              " visibly to the end user that the sound files were made by Marco Menardi and Paola"
@@ -284,7 +294,8 @@ def scan_prompt_tree(roots: Iterable, fractions=(0.8, 0.1, 0.1), dropped: Option
             prompts.append(Prompt(voice, _speaker_of(voice), rel, p,
                                   assign_split(split_key(rel), fractions)))
     for v in sorted(unknown):
-        log.warning("Voice folder %r is not in the speaker table: speaker id %r.", v, _speaker_of(v))
+        log.warning("Voice folder %r is not in the speaker table: speaker id %r.", v,
+                    _speaker_of(v))
     prompts.sort(key=lambda q: (q.speaker, q.voice, q.rel))
     return prompts, dropped
 
@@ -334,7 +345,7 @@ def make_utterances(prompts: Sequence[Prompt], cfg: CorpusConfig, stats: Counter
     Pieces already in range stay alone; shorter ones are joined, in file order, with the
     following short pieces of the same speaker and split (random 0.1-0.3 s gaps). Gaps shrink
     when needed to keep an utterance within ``max_len``. A last short remainder is appended to
-    the group's previous joined utterance when it fits, otherwise dropped (counted).
+    the group's last utterance when it fits, otherwise dropped (counted).
     """
     from tqdm import tqdm
 
@@ -353,15 +364,11 @@ def make_utterances(prompts: Sequence[Prompt], cfg: CorpusConfig, stats: Counter
         buf: List[np.ndarray] = []
         buf_src: List[str] = []
         buf_len = 0
-        last_joined: Optional[int] = None
 
-        def emit(chunks, srcs, joined):
-            nonlocal last_joined
+        def emit(chunks, srcs):
             counters[(spk, split)] += 1
             uid = f"{spk}-{split}{counters[(spk, split)] - 1:04d}"
             made.append(Utterance(uid, spk, split, to_int16(np.concatenate(chunks)), list(srcs)))
-            if joined:
-                last_joined = len(made) - 1
 
         for p in groups[(spk, split)]:
             bar.update(1)
@@ -382,7 +389,7 @@ def make_utterances(prompts: Sequence[Prompt], cfg: CorpusConfig, stats: Counter
                 src = p.source_id if len(pieces) == 1 else f"{p.source_id}#{k}"
                 n = len(piece)
                 if n >= min_n:
-                    emit([piece], [src], joined=False)
+                    emit([piece], [src])
                     continue
                 if buf:
                     gap = int(round(rng.uniform(cfg.gap_min, cfg.gap_max) * sr))
@@ -393,12 +400,12 @@ def make_utterances(prompts: Sequence[Prompt], cfg: CorpusConfig, stats: Counter
                 buf_src.append(src)
                 buf_len += n
                 if buf_len >= min_n:
-                    emit(buf, buf_src, joined=True)
+                    emit(buf, buf_src)
                     stats["utterances_joined"] += 1
                     buf, buf_src, buf_len = [], [], 0
         if buf:  # short remainder
-            if last_joined is not None:
-                u = made[last_joined]
+            if made:
+                u = made[-1]
                 gap = int(round(cfg.gap_min * sr))
                 if u.n_samples + gap + buf_len <= max_n:
                     tail = to_int16(np.concatenate(buf))
@@ -476,9 +483,14 @@ def tree_fingerprint(roots: Iterable) -> str:
     return "tree:" + h.hexdigest()[:16]
 
 
+def content_hash(cfg: CorpusConfig, source_id: str) -> str:
+    """Identity of the corpus content (the same wherever it is written)."""
+    return config_hash({"version": CORPUS_VERSION, "config": asdict(cfg), "source": source_id})
+
+
 def corpus_hash(cfg: CorpusConfig, out, source_id: str) -> str:
-    return config_hash({"version": CORPUS_VERSION, "config": asdict(cfg),
-                        "out": os.path.abspath(out), "source": source_id})
+    """Identity of a build: content plus location (the manifests hold absolute paths)."""
+    return config_hash({"content": content_hash(cfg, source_id), "out": os.path.abspath(out)})
 
 
 def _parse_dep5(text: str) -> List[dict]:
@@ -693,7 +705,7 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
     corpus = {
         "name": "asterisk-prompts-{}mix".format(cfg.n_src),
         "version": CORPUS_VERSION,
-        "config_hash": chash,
+        "config_hash": content_hash(cfg, source_id),
         "config": asdict(cfg),
         "sample_rate": sr,
         "mode": cfg.mode,
@@ -717,18 +729,19 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
         "licenses": [
             {"title": f"Asterisk voice prompts: {SPEAKERS[s]['name']}",
              "title_link": "https://packages.debian.org/" + SPEAKERS[s]["packages"][0],
-             "author": SPEAKERS[s]["copyright"], "license": SPEAKERS[s]["license"],
+             "author": SPEAKERS[s]["copyright"], "author_link": SPEAKERS[s]["url"],
+             "license": SPEAKERS[s]["license"],
              "license_link": SPEAKERS[s]["license_url"], "non_commercial": False}
             for s in speakers_used if s in SPEAKERS
         ],
     }
     keep.append(atomic_write_json(out / "corpus.json", corpus))
     state.prune(keep)
-    state.finish({"corpus": corpus["name"]})
+    state.finish({"corpus": corpus["name"], "content_hash": corpus["config_hash"]})
     log.info("Corpus built in %s in %.1f s: %s", out, time.time() - t0,
              ", ".join(f"{s} {v['n_mixtures']} mixtures / {v['hours_mixtures']:.2f} h"
                        for s, v in split_stats.items()))
-    return corpus
+    return json.loads(json.dumps(corpus))  # as read back from corpus.json
 
 
 # --------------------------------------------------------------------------------------------
@@ -813,6 +826,7 @@ def build_from_debs(out, cfg: Optional[CorpusConfig] = None, deb_cache=None,
         log.info("Corpus in %s is up to date: nothing to do.", out)
         return json.loads((out / "corpus.json").read_text())
     debs = fetch_debs(packages, deb_cache)
+    log.info("Extracting %d packages from %s with dpkg -x.", len(debs), deb_cache)
     provenance = {"debs": [{"file": d.name, "sha256": file_sha256(d)} for d in debs]}
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".extract"
@@ -820,6 +834,7 @@ def build_from_debs(out, cfg: Optional[CorpusConfig] = None, deb_cache=None,
         shutil.rmtree(tmp)
     try:
         extract_debs(debs, tmp)
+        log.info("Extracted; building.")
         return build_corpus([tmp], out, cfg, source_id=source_id, provenance=provenance,
                             progress=progress)
     finally:

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
