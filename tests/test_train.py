@@ -1,0 +1,138 @@
+"""Training entry points on a tiny corpus built in the test: outputs, skip when done, resume."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from twostep_asteroid import TwoStepFrontEnd, TwoStepTDCN
+from twostep_asteroid.config import ConfigError, freeze_config, load_config
+from twostep_asteroid.data.prompts import CorpusConfig, build_corpus
+from twostep_asteroid.train import DONE, check_writable, train_step1, train_step2
+from tests.test_data_prompts import make_fake_tree
+
+TINY = [
+    "data.segment=0.5", "data.val_segment=0.5", "data.num_workers=0",
+    "front_end.n_filters=16", "front_end.kernel_size=16", "front_end.stride=8",
+    "step1.batch_size=2", "step1.max_steps=4", "step1.val_every_n_steps=2", "step1.limit_val_batches=1",
+    "masker.bn_chan=8", "masker.hid_chan=8", "masker.n_blocks=2", "masker.n_repeats=1",
+    "step2.batch_size=2", "step2.max_steps=4", "step2.val_every_n_steps=2", "step2.limit_val_batches=1",
+    "step2.ckpt_every_n_steps=2",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    tree = make_fake_tree(tmp_path_factory.mktemp("prompts_src"))
+    out = tmp_path_factory.mktemp("corpus") / "prompts"
+    build_corpus([tree], out, CorpusConfig(n_tr=12, n_cv=4, n_tt=4, seed=3), progress=False)
+    return out / "json"
+
+
+@pytest.fixture(scope="module")
+def step1_dir(corpus, tmp_path_factory):
+    exp = tmp_path_factory.mktemp("exp") / "step1"
+    train_step1(load_config(None, TINY), corpus, exp)
+    return exp
+
+
+def test_step1_writes_a_loadable_front_end_and_its_oracle(step1_dir):
+    assert (step1_dir / DONE).is_file()
+    summary = json.loads((step1_dir / "summary.json").read_text())
+    assert summary["global_step"] == 4
+    assert isinstance(summary["val_oracle_sisdri"], float)
+    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / "best.pth"))
+    assert front_end.get_model_args()["n_filters"] == 16
+    assert (step1_dir / "logs" / "version_0" / "metrics.csv").is_file()
+    assert (step1_dir / "conf.yml").is_file()
+
+
+def test_finished_step_is_skipped(step1_dir, corpus):
+    before = (step1_dir / "best.pth").stat().st_mtime_ns
+    train_step1(load_config(None, TINY), corpus, step1_dir)
+    assert (step1_dir / "best.pth").stat().st_mtime_ns == before
+
+
+def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp_path):
+    exp = tmp_path / "step2"
+    train_step2(load_config(None, TINY), corpus, exp, step1_dir / "best.pth")
+    model = TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
+    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / "best.pth"))
+    assert torch.equal(model.encoder.filterbank.filters(), front_end.encoder.filterbank.filters())
+    assert json.loads((exp / "summary.json").read_text())["global_step"] == 4
+    # More steps asked of an interrupted run (no done marker): it continues from step 4, not 0.
+    (exp / DONE).unlink()
+    train_step2(load_config(None, TINY + ["step2.max_steps=6"]), corpus, exp, step1_dir / "best.pth")
+    assert json.loads((exp / "summary.json").read_text())["global_step"] == 6
+    assert min(_logged_steps(exp / "logs" / "version_1" / "metrics.csv")) >= 4
+    assert max(_logged_steps(exp / "logs" / "version_0" / "metrics.csv")) <= 4
+
+
+def _logged_steps(metrics_csv):
+    import csv
+
+    with open(metrics_csv) as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
+
+
+def test_step2_without_front_end_says_what_to_run(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="run step 1 first"):
+        train_step2(load_config(None, TINY), corpus, tmp_path / "s2", tmp_path / "missing.pth")
+
+
+def test_end_to_end_baseline_needs_the_waveform_loss_only(corpus, tmp_path):
+    conf = load_config(None, TINY + ["step2.train_front_end=true"])
+    with pytest.raises(ConfigError, match="latent_weight"):
+        train_step2(conf, corpus, tmp_path / "e2e")
+    conf = load_config(None, TINY + ["step2.train_front_end=true", "step2.latent_weight=0"])
+    train_step2(conf, corpus, tmp_path / "e2e")
+    assert (tmp_path / "e2e" / DONE).is_file()
+
+
+def test_unwritable_experiment_folder_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="Cannot write to the experiment folder"):
+        check_writable(blocker / "exp")
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("step2:\n  max_stepz: 3\n")
+    with pytest.raises(ConfigError, match="step2.max_stepz"):
+        load_config(bad)
+    bad.write_text("step2:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match="step2.lr .* must be a float"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["max_steps=3"])
+    out = tmp_path / "exp" / "conf.yml"
+    freeze_config(None, out, ["step2.max_steps=3"])
+    freeze_config(None, out, ["step2.max_steps=3"])  # same configuration: fine
+    with pytest.raises(ConfigError, match="step2.max_steps"):
+        freeze_config(None, out, ["step2.max_steps=4"])
+
+
+@pytest.mark.slow
+def test_kill_during_step2_then_resume(step1_dir, corpus, tmp_path):
+    """``kill -9`` in the middle of step 2, then the same command: it resumes and finishes."""
+    exp = tmp_path / "killed"
+    args = [sys.executable, "-m", "twostep_asteroid.train", "step2", "--data_dir", str(corpus),
+            "--exp_dir", str(exp), "--front_end", str(step1_dir / "best.pth"), *TINY,
+            "step2.max_steps=400", "step2.val_every_n_steps=200", "step2.ckpt_every_n_steps=20"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = exp / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert last.is_file(), "no checkpoint was written before the kill"
+    killed_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert 0 < killed_at < 400 and not (exp / DONE).exists()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Resuming from" in out.stderr
+    assert json.loads((exp / "summary.json").read_text())["global_step"] == 400

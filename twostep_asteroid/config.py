@@ -1,0 +1,230 @@
+"""Recipe configuration: defaults, YAML loading and validation.
+
+Every value a stage uses comes from here, a conf file or a command-line override, and is saved with
+the experiment (``exp/<tag>/conf.yml``). Unknown keys and wrong types fail before any work starts,
+naming the key.
+"""
+import copy
+from pathlib import Path
+
+import yaml
+
+# section -> key -> default. The type of the default is the accepted type (ints are accepted for
+# floats); keys in NULLABLE may also be null.
+DEFAULTS = {
+    "data": {
+        "sample_rate": 8000,
+        "n_src": 2,
+        "segment": 2.0,           # training segment, seconds
+        "val_segment": 4.0,       # validation crops, seconds (null: whole utterances)
+        "dynamic_mixing": True,   # remix the training utterance pool on the fly
+        "num_workers": 2,
+        "n_tr": 4000, "n_cv": 300, "n_tt": 300,  # mixtures per split for the embedded corpus
+        "corpus_seed": 0,
+    },
+    "front_end": {
+        "n_filters": 256,
+        "kernel_size": 16,
+        "stride": 8,
+    },
+    "step1": {
+        "batch_size": 8,
+        "max_steps": 2000,
+        "lr": 1e-3,
+        "val_every_n_steps": 500,
+        "limit_val_batches": 50,
+        "grad_clip": 5.0,
+    },
+    "masker": {
+        "bn_chan": 128,
+        "hid_chan": 256,
+        "n_blocks": 8,
+        "n_repeats": 2,
+        "conv_kernel_size": 3,
+        "norm_type": "gLN",
+        "mask_head": "dense",
+    },
+    "step2": {
+        "batch_size": 4,
+        "max_steps": 6000,
+        "lr": 1e-3,
+        "scheduler": "cosine",       # cosine | plateau | none
+        "plateau_patience": 5,
+        "early_stop_patience": None,  # validations without improvement; null: off
+        "latent_weight": 1.0,
+        "waveform_weight": 1.0,
+        "train_front_end": False,     # true: end-to-end baseline (same masker, joint training)
+        "val_every_n_steps": 500,
+        "limit_val_batches": 100,
+        "grad_clip": 5.0,
+        "ckpt_every_n_steps": 250,
+    },
+    "trainer": {
+        "accelerator": "auto",
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "precision": "32-true",   # "bf16-mixed" for bf16 autocast
+        "seed": 0,
+        "num_threads": None,      # torch intra-op threads on CPU; null: torch's default
+    },
+    "eval": {
+        "metrics": ["si_sdr", "sdr", "stoi", "pesq"],
+        "n_examples": 4,           # separated examples written as wav
+        "stft_oracle_n_fft": 256,
+        "max_utterances": None,    # null: the whole test set
+    },
+}
+
+NULLABLE = {
+    ("data", "val_segment"),
+    ("step2", "early_stop_patience"),
+    ("trainer", "num_threads"),
+    ("eval", "max_utterances"),
+}
+# Keys that take either type: Lightning reads an int as a number of batches, a float as a fraction.
+EITHER_INT_OR_FLOAT = {("step1", "limit_val_batches"), ("step2", "limit_val_batches")}
+CHOICES = {
+    ("step2", "scheduler"): {"cosine", "plateau", "none"},
+    ("masker", "mask_head"): {"toeplitz", "dense"},
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and the fix."""
+
+
+def _check_value(section, key, value, default, source):
+    where = f"{section}.{key} in {source}"
+    if value is None:
+        if (section, key) in NULLABLE:
+            return None
+        raise ConfigError(f"{where} may not be null (expected {type(default).__name__}, e.g. {default!r}).")
+    expected = type(default) if default is not None else None
+    if (section, key) in EITHER_INT_OR_FLOAT and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is not None and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be a {expected.__name__}, got {value!r} ({type(value).__name__}).")
+    choices = CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"{where} must be one of {sorted(choices)}, got {value!r}.")
+    return value
+
+
+def merge_config(base, update, source="the configuration"):
+    """Return ``base`` updated with ``update``, validating every key and type."""
+    merged = copy.deepcopy(base)
+    if not isinstance(update, dict):
+        raise ConfigError(f"{source} must be a mapping of sections, got {type(update).__name__}.")
+    for section, values in update.items():
+        if section not in DEFAULTS:
+            raise ConfigError(f"Unknown section {section!r} in {source}; known: {sorted(DEFAULTS)}.")
+        if not isinstance(values, dict):
+            raise ConfigError(f"Section {section!r} in {source} must be a mapping.")
+        for key, value in values.items():
+            if key not in DEFAULTS[section]:
+                raise ConfigError(
+                    f"Unknown key {section}.{key} in {source}; known keys of {section}: "
+                    f"{sorted(DEFAULTS[section])}."
+                )
+            merged[section][key] = _check_value(section, key, value, DEFAULTS[section][key], source)
+    return merged
+
+
+def parse_override(text):
+    """``"section.key=value"`` (value parsed as YAML) -> ``{section: {key: value}}``."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"Override {text!r} must look like section.key=value (e.g. step2.max_steps=100).")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.split(".", 1)
+    return {section: {key: yaml.safe_load(raw)}}
+
+
+def load_config(path=None, overrides=()):
+    """Defaults, updated by the YAML file at ``path`` and by ``section.key=value`` overrides."""
+    conf = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Configuration file {path} does not exist.")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        conf = merge_config(conf, loaded, source=str(path))
+    for text in overrides:
+        conf = merge_config(conf, parse_override(text), source=f"override {text!r}")
+    return conf
+
+
+def save_config(conf, path):
+    """Write ``conf`` as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(conf, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def get_value(conf, dotted):
+    """``conf["section"]["key"]`` from ``"section.key"``."""
+    section, key = dotted.split(".", 1)
+    try:
+        return conf[section][key]
+    except KeyError:
+        raise ConfigError(f"Unknown key {dotted}.") from None
+
+
+def freeze_config(path, out, overrides=()):
+    """Validate the configuration and write it to ``out`` (the experiment's ``conf.yml``).
+
+    If ``out`` exists with a different content, fail: an experiment folder holds one
+    configuration, and finished stages would otherwise be silently reused under a new one.
+    """
+    conf = load_config(path, overrides)
+    out = Path(out)
+    if out.is_file():
+        existing = load_config(out)
+        if existing != conf:
+            changed = sorted(f"{s}.{k}" for s in conf for k in conf[s] if existing[s].get(k) != conf[s][k])
+            raise ConfigError(
+                f"{out} was written with another configuration (differs in {', '.join(changed)}). "
+                "Use another --tag for the new configuration, or remove the experiment folder."
+            )
+        return conf
+    save_config(conf, out)
+    return conf
+
+
+def main(argv=None):
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Read and freeze recipe configurations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("get", help="print one value (section.key)")
+    get.add_argument("key")
+    get.add_argument("--conf")
+    get.add_argument("overrides", nargs="*")
+    freeze = sub.add_parser("freeze", help="validate and write the experiment's conf.yml")
+    freeze.add_argument("--conf")
+    freeze.add_argument("--out", required=True)
+    freeze.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "get":
+            value = get_value(load_config(args.conf, args.overrides), args.key)
+            print("" if value is None else (str(value).lower() if isinstance(value, bool) else value))
+        else:
+            freeze_config(args.conf, args.out, args.overrides)
+    except ConfigError as err:
+        print(f"Configuration error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Training entry points for the two steps: ``python -m twostep_asteroid.train {step1,step2}``.
+
+Each run writes into its ``--exp_dir``:
+
+- ``checkpoints/``: Lightning checkpoints (``last.ckpt`` every ``ckpt_every_n_steps`` and at each
+  validation, the best by ``val_loss``), written atomically; a rerun resumes from ``last.ckpt``
+  (model, optimizer, scheduler, step and RNG states);
+- ``logs/version_<k>/metrics.csv``: the CSV logger, one version per (re)start;
+- ``best.pth``: the best model, serialized (``from_pretrained``-able);
+- ``summary.json`` and the completion marker ``done``: a run with ``done`` present is skipped.
+"""
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from .config import ConfigError, load_config, save_config
+from .data.datasets import make_dataset
+from .losses import TwoStepLoss, front_end_loss
+from .models import TwoStepFrontEnd, TwoStepTDCN
+from .systems import FrontEndSystem, SeparatorSystem
+
+log = logging.getLogger("twostep_asteroid.train")
+DONE = "done"
+
+
+class AtomicModelCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that writes to a temporary file and renames it, so that a kill during a
+    save never leaves a truncated checkpoint where a resume would look for it."""
+
+    def _save_checkpoint(self, trainer, filepath):
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier("atomic_checkpoint")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
+
+
+class EpochSetter(pl.Callback):
+    """Tells the training set the epoch, so that random crops and dynamic mixtures change per
+    epoch yet are reproducible (the dataset seeds each item from (seed, epoch, index))."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        from .data.datasets import set_epoch
+
+        set_epoch(trainer.train_dataloader.dataset, trainer.current_epoch)
+
+
+def atomic_torch_save(obj, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_json(obj, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def check_writable(exp_dir):
+    """Fail early, naming the folder, if outputs cannot be written there."""
+    exp_dir = Path(exp_dir)
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        probe = exp_dir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"Cannot write to the experiment folder {exp_dir}: {err}. Choose another "
+                          "--exp_dir/--tag or fix its permissions.") from err
+
+
+def _loaders(conf, data_dir, batch_size, sample_rate):
+    data = conf["data"]
+    data_dir = Path(data_dir)
+    n_items = None
+    if data["dynamic_mixing"]:
+        # One epoch is one validation interval: epoch-wise callbacks then see every validation.
+        n_items = conf["_val_every"] * batch_size
+    train_set = make_dataset(data_dir / "tr", n_src=data["n_src"], sample_rate=sample_rate,
+                             segment=data["segment"], dynamic_mixing=data["dynamic_mixing"],
+                             n_items=n_items, seed=conf["trainer"]["seed"])
+    val_set = make_dataset(data_dir / "cv", n_src=data["n_src"], sample_rate=sample_rate,
+                           segment=data["val_segment"], seed=conf["trainer"]["seed"])
+    workers = data["num_workers"]
+    pin = torch.cuda.is_available()
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
+                              num_workers=workers, pin_memory=pin)
+    val_batch = batch_size if data["val_segment"] is not None else 1
+    val_loader = DataLoader(val_set, batch_size=val_batch, shuffle=False, num_workers=workers,
+                            pin_memory=pin)
+    return train_loader, val_loader
+
+
+def _trainer(conf, exp_dir, stage_conf, callbacks):
+    trainer_conf = conf["trainer"]
+    ckpt_dir = Path(exp_dir) / "checkpoints"
+    best_ckpt = AtomicModelCheckpoint(dirpath=ckpt_dir, filename="best-{step}", monitor="val_loss",
+                                      mode="min", save_top_k=1)
+    # last.ckpt, for resuming after a crash, more often than validations happen.
+    periodic = AtomicModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
+                                     every_n_train_steps=stage_conf.get("ckpt_every_n_steps", 250))
+    trainer = pl.Trainer(
+        max_steps=stage_conf["max_steps"],
+        val_check_interval=conf["_val_every"] if not conf["data"]["dynamic_mixing"] else None,
+        check_val_every_n_epoch=None if not conf["data"]["dynamic_mixing"] else 1,
+        limit_val_batches=stage_conf["limit_val_batches"],
+        gradient_clip_val=stage_conf["grad_clip"],
+        accelerator=trainer_conf["accelerator"],
+        devices=trainer_conf["devices"],
+        num_nodes=trainer_conf["num_nodes"],
+        strategy=trainer_conf["strategy"],
+        precision=trainer_conf["precision"],
+        # One version folder per (re)start, so that a resumed run never overwrites earlier metrics.
+        logger=CSVLogger(str(exp_dir), name="logs"),
+        callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step")] + callbacks,
+        default_root_dir=str(exp_dir),
+        num_sanity_val_steps=0,
+        log_every_n_steps=min(50, conf["_val_every"]),
+        enable_model_summary=True,
+    )
+    return trainer, best_ckpt
+
+
+def _resume_path(exp_dir):
+    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("Resuming from %s", last)
+        return str(last)
+    return None
+
+
+def _best_state_dict(best_ckpt, system):
+    """State dict of the best checkpoint's model (falls back to the current weights)."""
+    path = best_ckpt.best_model_path
+    if not path or not Path(path).is_file():
+        log.warning("No best checkpoint was recorded; keeping the last weights.")
+        return system.model.state_dict()
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own, local checkpoint
+    return {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+
+
+def _setup(conf, exp_dir, stage):
+    check_writable(exp_dir)
+    threads = conf["trainer"]["num_threads"]
+    if threads:
+        torch.set_num_threads(threads)
+    pl.seed_everything(conf["trainer"]["seed"], workers=True)
+    save_config(conf_public(conf), Path(exp_dir) / "conf.yml")
+    stage_conf = conf[stage]
+    conf["_val_every"] = stage_conf["val_every_n_steps"]
+    return stage_conf
+
+
+def conf_public(conf):
+    return {k: v for k, v in conf.items() if not k.startswith("_")}
+
+
+def system_config(conf):
+    """The configuration as asteroid's System stores it: its ``config_to_hparams`` turns lists into
+    tensors, which fails on lists of strings, so lists are joined into strings here."""
+    return {section: {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+                      for k, v in values.items()}
+            for section, values in conf_public(conf).items()}
+
+
+def _scheduler(conf, stage_conf, optimizer):
+    kind = stage_conf.get("scheduler", "none")
+    if kind == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage_conf["max_steps"])
+        return {"scheduler": sched, "interval": "step"}
+    if kind == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5,
+                                                           patience=stage_conf["plateau_patience"])
+        return {"scheduler": sched, "interval": "epoch", "monitor": "val_loss", "strict": False}
+    return None
+
+
+def _finish(exp_dir, model, summary, trainer):
+    if trainer.is_global_zero:
+        atomic_torch_save(model.serialize(), Path(exp_dir) / "best.pth")
+        atomic_json(summary, Path(exp_dir) / "summary.json")
+        (Path(exp_dir) / DONE).write_text(json.dumps({"finished": time.time()}))
+    trainer.strategy.barrier("finish")
+
+
+def train_step1(conf, data_dir, exp_dir):
+    """Learn the front end (step 1) and save its best weights and validation oracle."""
+    exp_dir = Path(exp_dir)
+    if (exp_dir / DONE).is_file():
+        log.info("Step 1 already done in %s (remove %s to redo it).", exp_dir, exp_dir / DONE)
+        return exp_dir / "best.pth"
+    stage_conf = _setup(conf, exp_dir, "step1")
+    data = conf["data"]
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"])
+    front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
+    optimizer = torch.optim.Adam(front_end.parameters(), lr=stage_conf["lr"])
+    system = FrontEndSystem(front_end, optimizer, front_end_loss, train_loader, val_loader,
+                            config=system_config(conf))
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [])
+    start = time.time()
+    trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    front_end.load_state_dict(_best_state_dict(best_ckpt, system))
+    # The oracle bound of the chosen front end, on the whole validation set (whole utterances).
+    from .evaluate import front_end_oracle
+
+    oracle = front_end_oracle(front_end, make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
+                                                      sample_rate=data["sample_rate"], segment=None))
+    summary = {"step": "step1", "global_step": trainer.global_step, "train_seconds": time.time() - start,
+               "best_checkpoint": best_ckpt.best_model_path,
+               "best_val_loss": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
+               "val_oracle_sisdri": oracle}
+    if trainer.is_global_zero:
+        print(f"Step 1: oracle SI-SDRi of the learned front end on the validation set: {oracle:.2f} dB")
+    _finish(exp_dir, front_end, summary, trainer)
+    return exp_dir / "best.pth"
+
+
+def build_separator(conf, front_end_path=None):
+    """The step-2 model: around the trained front end, or a fresh trainable one (end to end)."""
+    data, masker = conf["data"], conf["masker"]
+    if conf["step2"]["train_front_end"]:
+        front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
+    else:
+        if front_end_path is None or not Path(front_end_path).is_file():
+            raise ConfigError(f"Step 2 needs the step-1 front end, not found at {front_end_path}: run step 1 "
+                              "first (run.sh --stage 1) or set step2.train_front_end: true (end to end).")
+        front_end = TwoStepFrontEnd.from_pretrained(str(front_end_path))
+    return TwoStepTDCN.from_front_end(front_end, train_front_end=conf["step2"]["train_front_end"], **masker)
+
+
+def train_step2(conf, data_dir, exp_dir, front_end_path=None):
+    """Train the separator on the frozen front end (step 2) and save the best by waveform SI-SDR."""
+    exp_dir = Path(exp_dir)
+    if (exp_dir / DONE).is_file():
+        log.info("Step 2 already done in %s (remove %s to redo it).", exp_dir, exp_dir / DONE)
+        return exp_dir / "best.pth"
+    stage_conf = _setup(conf, exp_dir, "step2")
+    if stage_conf["train_front_end"] and stage_conf["latent_weight"] > 0:
+        raise ConfigError("step2.train_front_end: true trains end to end on waveforms; set "
+                          "step2.latent_weight: 0 (latent targets of a moving front end are not targets).")
+    data = conf["data"]
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"])
+    model = build_separator(conf, front_end_path)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=stage_conf["lr"])
+    loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
+    system = SeparatorSystem(model, optimizer, loss_func, train_loader, val_loader,
+                             scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
+    callbacks = []
+    if stage_conf["early_stop_patience"]:
+        callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
+    start = time.time()
+    trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    model.load_state_dict(_best_state_dict(best_ckpt, system))
+    summary = {"step": "step2", "global_step": trainer.global_step, "train_seconds": time.time() - start,
+               "best_checkpoint": best_ckpt.best_model_path,
+               "best_val_sisdr": -float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
+               "n_params": sum(p.numel() for p in model.masker.parameters()),
+               "nonfinite_steps": system.nonfinite_steps}
+    _finish(exp_dir, model, summary, trainer)
+    return exp_dir / "best.pth"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["step1", "step2"])
+    parser.add_argument("--conf", help="YAML configuration (see conf/default.yml)")
+    parser.add_argument("--data_dir", required=True, help="folder with tr/ cv/ manifests")
+    parser.add_argument("--exp_dir", required=True)
+    parser.add_argument("--front_end", help="step-1 best.pth (step 2)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    conf = load_config(args.conf, args.overrides)
+    if args.step == "step1":
+        train_step1(conf, args.data_dir, args.exp_dir)
+    else:
+        train_step2(conf, args.data_dir, args.exp_dir, args.front_end)
+
+
+if __name__ == "__main__":
+    main()
