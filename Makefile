@@ -8,7 +8,12 @@ STAMP := $(VENV)/.installed
 TORCH_PAIR := torch==2.9.1 torchaudio==2.9.1
 PYTEST_ARGS ?=
 
-.PHONY: env test test-all clean-env
+# The Debian packages of the embedded corpus (asterisk voice prompts), downloaded, never installed.
+DEB_CACHE ?= $(HOME)/.cache/twostep-asteroid/debs
+PROMPT_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
+	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
+
+.PHONY: env test test-all clean-env debs
 
 env: $(STAMP)
 
@@ -26,6 +31,11 @@ test: env
 # Also the slow end-to-end tests (marked `slow`), as CI runs them.
 test-all: env
 	$(VENV)/bin/python -m pytest -q --runslow $(PYTEST_ARGS) tests
+
+debs:
+	mkdir -p $(DEB_CACHE)
+	cd $(DEB_CACHE) && for p in $(PROMPT_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || \
+	  apt-get download $$p || { apt-get update -qq && apt-get download $$p; }; done
 
 clean-env:
 	rm -rf $(VENV)

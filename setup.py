@@ -22,6 +22,8 @@ setup(
         "pb_bss_eval>=0.0.2",
         "librosa>=0.10",
         "soundfile>=0.12",
+        "scipy>=1.8",
+        "soxr>=0.3",
         "huggingface_hub>=0.20",
         "safetensors>=0.4",
         "pyyaml>=6",

@@ -2,10 +2,17 @@
 
 Safe by default: weights are read from safetensors with a JSON config, or from a torch file with
 ``torch.load(weights_only=True)``. Nothing that needs code execution to load is ever unpickled.
+
+* :func:`load_model_conf`: dict, file, folder, ``org/name[@revision]``, ``https://huggingface.co/...``
+  (through ``hf_hub_download`` and its cache, so ``HF_HUB_OFFLINE=1`` works for cached models);
+* :func:`save_pretrained`: ``config.json`` + ``model.safetensors``;
+* :func:`model_card`, :func:`package_for_hub`, :func:`upload_to_hub`: share a model on the Hub.
 """
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -15,6 +22,8 @@ WEIGHTS_NAME = "model.safetensors"
 TORCH_WEIGHTS_NAMES = ("model.pth", "pytorch_model.bin")
 _HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[^/@\s]+/[^/@\s]+?)"
                       r"(?:/(?:tree|resolve|blob)/(?P<rev>[^/\s]+))?/?$")
+_HUB_FILE_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[^/@\s]+/[^/@\s]+?)"
+                           r"/(?:resolve|blob)/(?P<rev>[^/\s]+)/(?P<file>[^\s?#]+?)(?:\?[^\s]*)?$")
 _HUB_ID = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
 
 
@@ -81,40 +90,91 @@ def _load_safetensors_alone(path):
 
 def parse_hub_source(source):
     """Return ``(repo_id, revision)`` for a Hub id or URL, or ``None`` when it is neither."""
+    parsed = parse_hub_source_full(source)
+    return None if parsed is None else parsed[:2]
+
+
+def parse_hub_source_full(source):
+    """Return ``(repo_id, revision, filename)`` for a Hub id or URL, or ``None``.
+
+    Accepted forms: ``org/name``, ``org/name@revision`` (branch, tag or commit sha),
+    ``https://huggingface.co/org/name``, ``.../tree/<revision>`` and a file URL
+    ``.../resolve/<revision>/<file>`` or ``.../blob/<revision>/<file>`` (``filename`` is then that
+    file, else ``None``).
+    """
+    source = source.strip()
+    match = _HUB_FILE_URL.match(source)
+    if match:
+        return match.group("repo"), match.group("rev"), match.group("file")
     for pattern in (_HUB_URL, _HUB_ID):
-        match = pattern.match(source.strip())
+        match = pattern.match(source)
         if match:
-            return match.group("repo"), match.group("rev")
+            return match.group("repo"), match.group("rev"), None
     return None
 
 
-def _download(repo_id, revision):
+class HubModelNotCachedError(OSError):
+    """A Hub model that is neither in the local cache nor reachable (offline or no network)."""
+
+
+def _hub_cache_dir():
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def _not_cached_error(repo_id, revision, err):
+    at = f"@{revision}" if revision else ""
+    rev_opt = f" --revision {revision}" if revision else ""
+    return HubModelNotCachedError(
+        f"Model {repo_id}{at} is not in the local Hugging Face cache ({_hub_cache_dir()}) and the Hub "
+        "cannot be reached (HF_HUB_OFFLINE is set, or there is no network). To fix it, download it "
+        f"once while online: `hf download {repo_id}{rev_opt}` (or `huggingface-cli download "
+        f"{repo_id}{rev_opt}`), or point HF_HUB_CACHE/HF_HOME at a cache that holds it, or pass a "
+        "local folder or file instead. Without network, set HF_HUB_OFFLINE=1 to skip the retries. "
+        "(If you meant a local path, it does not exist.)"
+    )
+
+
+def _download(repo_id, revision, filename=None):
+    """Fetch a model through ``hf_hub_download`` (the cache first when offline) and load it.
+
+    Tries ``config.json`` + ``model.safetensors``, then ``model.pth``, ``pytorch_model.bin``
+    (Asteroid's Hub layout), or only ``filename`` when a file URL named one.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
-    def fetch(filename):
-        return hf_hub_download(repo_id, filename, revision=revision)
+    not_cached = None
 
-    try:
-        config_path = fetch(CONFIG_NAME)
+    def fetch(name):
+        # After a first "not cached and unreachable" answer, look only in the cache: the Hub is
+        # offline or unreachable, and each online try would retry for tens of seconds.
+        return hf_hub_download(repo_id, name, revision=revision, local_files_only=not_cached is not None)
+
+    if filename is not None:
+        names = [filename]
+    else:
+        names = [WEIGHTS_NAME, *TORCH_WEIGHTS_NAMES]
+    for name in names:
         try:
-            fetch(WEIGHTS_NAME)
-            return _load_folder(Path(config_path).parent)
-        except EntryNotFoundError:
-            for name in TORCH_WEIGHTS_NAMES:
-                try:
-                    return _load_file(fetch(name))
-                except EntryNotFoundError:
-                    continue
-            raise FileNotFoundError(f"Hub repo {repo_id} has no {WEIGHTS_NAME} nor {TORCH_WEIGHTS_NAMES}.")
-    except LocalEntryNotFoundError as err:
-        at = f"@{revision}" if revision else ""
-        raise OSError(
-            f"Model {repo_id}{at} is not in the local Hugging Face cache "
-            f"({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
-            "and the Hub cannot be reached (HF_HUB_OFFLINE is set or there is no network). Run once "
-            f"online: `huggingface-cli download {repo_id}`, or pass a local folder/file instead."
-        ) from err
+            if name.endswith(".safetensors"):
+                config_path = fetch(str(Path(name).with_name(CONFIG_NAME)) if "/" in name else CONFIG_NAME)
+                weights_path = fetch(name)
+                conf = json.loads(Path(config_path).read_text())
+                from safetensors.torch import load_file
+
+                conf["state_dict"] = load_file(weights_path)
+                return conf
+            return torch_load_safe(fetch(name))
+        except LocalEntryNotFoundError as err:  # a subclass of EntryNotFoundError: test it first
+            not_cached = not_cached or err
+        except EntryNotFoundError:  # the repo really has no such file: try the next layout
+            continue
+    if not_cached is not None:
+        raise _not_cached_error(repo_id, revision, not_cached) from not_cached
+    raise FileNotFoundError(f"Hub repo {repo_id}{'@' + revision if revision else ''} has none of "
+                            f"{[CONFIG_NAME + ' + ' + WEIGHTS_NAME, *TORCH_WEIGHTS_NAMES] if filename is None else [filename]}.")
 
 
 def load_model_conf(source):
@@ -122,8 +182,14 @@ def load_model_conf(source):
 
     Args:
         source (dict or str or os.PathLike): a serialized dict, a local ``.pth``/``.safetensors``
-            file, a folder written by :func:`save_pretrained`, a Hub id ``org/name[@revision]`` or
-            a URL ``https://huggingface.co/org/name[/tree/revision]``.
+            file, a folder written by :func:`save_pretrained`, a Hub id ``org/name[@revision]``
+            (branch, tag or commit sha) or a URL ``https://huggingface.co/org/name[/tree/revision]``
+            or ``.../resolve/<revision>/<file>``. Hub files go through ``hf_hub_download`` and
+            its cache, so ``HF_HUB_OFFLINE=1`` works with a cached model.
+
+    Raises:
+        HubModelNotCachedError: A Hub model that is not cached while the Hub is unreachable.
+        UnsafeCheckpointError: A torch file that would need code execution to load.
 
     Returns:
         dict: The serialized model.
@@ -135,7 +201,7 @@ def load_model_conf(source):
     elif os.path.isfile(source):
         conf = _load_file(source)
     else:
-        parsed = parse_hub_source(str(source))
+        parsed = parse_hub_source_full(str(source))
         if parsed is None:
             raise FileNotFoundError(
                 f"{source!r} is neither a local file or folder nor a Hub id (org/name[@revision]) "
@@ -175,3 +241,243 @@ def save_pretrained(model, folder, extra_infos=None):
     tmp_conf.write_text(json.dumps(conf, indent=2, sort_keys=True))
     os.replace(tmp_conf, folder / CONFIG_NAME)
     return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharing on the Hub: model card, package, upload
+# ---------------------------------------------------------------------------------------------
+#: Display names of the usual separation metrics (keys of ``results``).
+METRIC_NAMES = {
+    "si_sdr": "SI-SDR (dB)",
+    "si_sdr_imp": "SI-SDRi (dB)",
+    "sdr": "SDR (dB)",
+    "sdr_imp": "SDRi (dB)",
+    "sir": "SIR (dB)",
+    "sir_imp": "SIRi (dB)",
+    "sar": "SAR (dB)",
+    "sar_imp": "SARi (dB)",
+    "stoi": "STOI",
+    "stoi_imp": "STOIi",
+    "pesq": "PESQ",
+    "pesq_imp": "PESQi",
+}
+
+_CITATION = """@inproceedings{tzinis2020two,
+  title={Two-Step Sound Source Separation: Training on Learned Latent Targets},
+  author={Tzinis, Efthymios and Venkataramani, Shrikant and Wang, Zhepei and Subakan, Cem and Smaragdis, Paris},
+  booktitle={ICASSP 2020 - 2020 IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
+  pages={31--35},
+  year={2020},
+  organization={IEEE}
+}"""
+
+
+def _conf_of(model_or_conf):
+    if isinstance(model_or_conf, dict):
+        return model_or_conf
+    return model_or_conf.serialize()
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "dataset"
+
+
+def _fmt(value):
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4f}"
+    return str(value)
+
+
+def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa-4.0", repo_id=None,
+               extra_infos=None, description=None):
+    """Text of a Hub model card (``README.md``) with Asteroid-style YAML metadata.
+
+    Args:
+        model_or_conf: A model with ``serialize()`` or its serialized dict.
+        results (dict, optional): Test-set metrics, e.g. ``{"si_sdr": 15.1, "si_sdr_imp": 15.2}``
+            (keys of :data:`METRIC_NAMES` get display names; other numeric keys are kept as is).
+        dataset_name (str or list, optional): Dataset(s) trained/evaluated on (e.g. ``"wsj0-2mix"``).
+        license (str): Licence id of the weights (Asteroid's Hub models use ``cc-by-sa-4.0``).
+        repo_id (str, optional): ``org/name``, for the title and the usage snippet.
+        extra_infos (dict, optional): More rows for the "Training" table (plain values).
+        description (str, optional): A paragraph put under the title.
+
+    Returns:
+        str: Markdown with a YAML front matter (tags, datasets, license, metrics, sample rate,
+        ``model-index`` when there are results).
+    """
+    import yaml
+
+    conf = _conf_of(model_or_conf)
+    args = dict(conf["model_args"])
+    name = conf["model_name"]
+    sample_rate = args.get("sample_rate")
+    datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name or [])
+    results = {k: v for k, v in (results or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    title = repo_id or f"{name} model"
+
+    meta = {
+        "tags": ["asteroid", "audio", name, "audio-to-audio", "twostep"],
+        "pipeline_tag": "audio-to-audio",
+        "license": license,
+    }
+    if datasets:
+        meta["datasets"] = datasets
+    if results:
+        meta["metrics"] = list(results)
+    if sample_rate is not None:
+        meta["sample_rate"] = int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
+    if results and datasets:
+        meta["model-index"] = [{
+            "name": title.split("/")[-1],
+            "results": [{
+                "task": {"type": "audio-to-audio", "name": "Audio Source Separation"},
+                "dataset": {"type": _slug(datasets[0]), "name": datasets[0]},
+                "metrics": [{"type": k, "name": METRIC_NAMES.get(k, k), "value": float(v)}
+                            for k, v in results.items()],
+            }],
+        }]
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+
+    lines = ["---", front.rstrip(), "---", "", f"# {title}", ""]
+    lines.append(description or (
+        f"A `{name}` model of the two-step separation method (Tzinis et al., ICASSP 2020): a learned "
+        "front end trained first on ideal latent targets, then frozen under a TDCN separator. "
+        "Needs the `twostep-asteroid` package (an Asteroid plugin) to load."))
+    lines += ["", "## Usage", "", "```python",
+              "from twostep_asteroid import TwoStepTDCN",
+              "",
+              f'model = TwoStepTDCN.from_pretrained("{repo_id or "<org>/<name>"}")',
+              f"sources = model(mixture)  # [batch, time] at {_fmt(sample_rate)} Hz -> [batch, n_src, time]",
+              "```", "", "From the command line (any length, any sample rate: resampled and chunked):", "",
+              "```bash", f"twostep-separate mixture.wav --model {repo_id or '<org>/<name>'} --out_dir separated/",
+              "```", ""]
+    lines += ["## Model", "", "| Argument | Value |", "|---|---|"]
+    lines += [f"| `{k}` | {_fmt(v)} |" for k, v in args.items()]
+    n_params = sum(int(t.numel()) for t in conf.get("state_dict", {}).values() if hasattr(t, "numel"))
+    if n_params:
+        lines.append(f"| parameters | {n_params / 1e6:.2f} M |")
+    lines.append("")
+    if results:
+        on = f" on {', '.join(datasets)}" if datasets else ""
+        lines += ["## Results", "", f"Test-set results{on}:", "", "| Metric | Value |", "|---|---|"]
+        lines += [f"| {METRIC_NAMES.get(k, k)} | {_fmt(v)} |" for k, v in results.items()]
+        lines.append("")
+    infos = dict(extra_infos or {})
+    infos = {k: v for k, v in infos.items() if isinstance(v, (str, int, float, bool))}
+    versions = conf.get("infos", {}).get("software_versions", {})
+    if infos or versions:
+        lines += ["## Training", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in {**infos, **versions}.items()]
+        lines.append("")
+    lines += ["## License", "", f"The weights are released under `{license}`."
+              + (" Check the licence of the training data as well." if datasets else ""), ""]
+    lines += ["## Citation", "", "```bibtex", _CITATION, "```", ""]
+    return "\n".join(lines)
+
+
+def _atomic_write_text(path, text):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc-by-sa-4.0",
+                    extra_infos=None, repo_id=None, description=None):
+    """Write a folder ready for the Hub: ``config.json``, ``model.safetensors`` and ``README.md``.
+
+    The three files are written into a temporary folder beside ``out_dir`` and only then moved in,
+    each with ``os.replace``, the card last: an interrupted call never leaves a truncated file, and
+    a folder with a ``README.md`` is complete.
+
+    Args:
+        model: A model with ``serialize()``.
+        out_dir (str or Path): The folder (created; existing files of the same names are replaced).
+        results (dict, optional): Metrics for the card and ``config["infos"]["results"]``.
+        dataset_name (str or list, optional), license (str), repo_id (str, optional),
+        description (str, optional): See :func:`model_card`.
+        extra_infos (dict, optional): Merged into ``config["infos"]`` and listed in the card.
+
+    Returns:
+        pathlib.Path: ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    infos = dict(extra_infos or {})
+    if results:
+        infos["results"] = dict(results)
+    if dataset_name:
+        infos["dataset"] = dataset_name
+    infos["license"] = license
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_pretrained(model, staging, infos)
+        conf = json.loads((staging / CONFIG_NAME).read_text())
+        from safetensors.torch import load_file
+
+        conf["state_dict"] = load_file(str(staging / WEIGHTS_NAME))
+        card = model_card(conf, results=results, dataset_name=dataset_name, license=license,
+                          repo_id=repo_id, extra_infos=extra_infos, description=description)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        for name in (WEIGHTS_NAME, CONFIG_NAME, "README.md"):
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+class MissingTokenError(RuntimeError):
+    """No Hugging Face token to upload with."""
+
+
+def _find_token(token=None):
+    if token:
+        return token
+    env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if env and env.strip():
+        return env.strip()
+    from huggingface_hub import constants
+
+    try:
+        stored = Path(constants.HF_TOKEN_PATH).read_text().strip()
+    except OSError:
+        stored = ""
+    return stored or None
+
+
+def upload_to_hub(folder, repo_id, token=None, private=False, commit_message=None):
+    """Upload a folder written by :func:`package_for_hub` to ``repo_id`` on the Hub.
+
+    Uses ``HfApi.create_repo(exist_ok=True)`` then ``HfApi.upload_folder``. The token is ``token``,
+    else ``HF_TOKEN``, else the one saved by ``hf auth login``; without one, nothing is sent and
+    :class:`MissingTokenError` says how to proceed.
+
+    Returns:
+        The ``CommitInfo`` of the upload.
+    """
+    folder = Path(folder)
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME, "README.md") if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {missing}: write it with twostep_asteroid.hub.package_for_hub first.")
+    token = _find_token(token)
+    if not token:
+        raise MissingTokenError(
+            f"No Hugging Face token, so {folder} was not uploaded to {repo_id}. Either pass "
+            "token=... (a write token from https://huggingface.co/settings/tokens), set the HF_TOKEN "
+            "environment variable, or run `hf auth login` once; or upload it yourself with "
+            f"`hf upload {repo_id} {folder} .`."
+        )
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                             commit_message=commit_message or "Upload TwoStep model (twostep-asteroid)")

@@ -22,14 +22,15 @@ wsj0_dir=""               # WSJ0 root: builds wsj0-2mix from the mixture lists
 lists_dir=""              # folder with mix_2_spk_{tr,cv,tt}.txt (for --wsj0_dir)
 wsj0mix_dir=""            # an existing wsj0-2mix folder (…/2speakers): manifests only
 data_root=data
-deb_cache=""              # where the Debian prompt packages are cached (default: $data_root/debs)
+exp_root=exp
+deb_cache="${TWOSTEP_DEB_CACHE:-$HOME/.cache/twostep-asteroid/debs}"  # cached Debian prompt packages
 devices=""                # trainer.devices override
 num_nodes=""              # trainer.num_nodes override
 strategy=""               # trainer.strategy override (e.g. ddp)
 precision=""              # trainer.precision override (e.g. bf16-mixed)
 overrides=""              # more "section.key=value" overrides, space-separated
 hub_repo_id=""            # stage 4: upload to this Hub repo when a token is present (HF_TOKEN)
-_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir data_root deb_cache devices num_nodes strategy precision overrides hub_repo_id"
+_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir data_root exp_root deb_cache devices num_nodes strategy precision overrides hub_repo_id"
 
 . utils/parse_options.sh
 . ./path.sh
@@ -37,7 +38,7 @@ _recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir
 if [ -n "$wsj0_dir" ] || [ -n "$wsj0mix_dir" ]; then corpus=wsj0mix; fi
 n_src_guess=$(python -m twostep_asteroid.config get data.n_src --conf "$conf")
 [ -n "$tag" ] || tag="$(basename "$conf" .yml)_${corpus}"
-exp=exp/$tag
+exp=$exp_root/$tag
 mkdir -p "$exp/logs"
 
 all_overrides="$overrides"
@@ -58,7 +59,7 @@ log_stage() { echo "[$(date '+%F %T')] stage $1: $2" | tee -a "$exp/logs/run.log
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log_stage 0 "data preparation ($corpus) -> $data_dir"
   if [ "$corpus" = prompts ]; then
-    local/prepare_prompts.sh --out "$data_dir" --deb_cache "${deb_cache:-$data_root/debs}" \
+    local/prepare_prompts.sh --out "$data_dir" --deb_cache "$deb_cache" \
       --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else

@@ -1,0 +1,55 @@
+"""The whole recipe, stages 0-4, on the embedded corpus with conf/tiny.yml (minutes on 2 cores).
+
+Needs the Debian prompt packages in the deb cache (``make debs`` fetches them; CI does it first):
+tests never download data themselves.
+"""
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "egs" / "wsj0-2mix" / "twostep"
+DEB_CACHE = Path(os.environ.get("TWOSTEP_DEB_CACHE", Path.home() / ".cache" / "twostep-asteroid" / "debs"))
+
+
+def _run(tmp_path, *extra):
+    cmd = ["./run.sh", "--conf", "conf/tiny.yml", "--tag", "e2e", "--data_root", str(tmp_path / "data"),
+           "--exp_root", str(tmp_path / "exp"), "--deb_cache", str(DEB_CACHE), *extra]
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    out = subprocess.run(cmd, cwd=RECIPE, capture_output=True, text=True, timeout=1500, env=env)
+    assert out.returncode == 0, f"run.sh failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
+    debs = sorted(DEB_CACHE.glob("asterisk-*.deb"))
+    assert len(debs) == 6, f"run `make debs` first: the corpus packages are not in {DEB_CACHE}"
+    log = _run(tmp_path)
+    exp = tmp_path / "exp" / "e2e"
+    corpus = tmp_path / "data" / "prompts"
+    assert (corpus / "LICENSES.md").is_file() and (corpus / "mixtures.csv").is_file()
+    for split in ("tr", "cv", "tt"):
+        assert json.loads((corpus / "json" / split / "mix.json").read_text())
+    assert json.loads((exp / "step1" / "summary.json").read_text())["global_step"] == 40
+    results = json.loads((exp / "eval" / "results.json").read_text())
+    for key in ("si_sdr_imp", "sdr_imp", "stoi", "pesq", "oracle_latent_si_sdr_imp", "oracle_stft_irm_si_sdr_imp"):
+        assert key in results
+    with open(exp / "eval" / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == results["n_utterances"] == 10
+    assert (exp / "eval" / "report.png").stat().st_size > 10_000
+    assert list((exp / "eval" / "examples").glob("*_s2.wav"))
+    assert "| TwoStepTDCN |" in log
+    hub = exp / "hub"
+    assert (hub / "model.safetensors").is_file() and (hub / "config.json").is_file()
+    assert "license" in (hub / "README.md").read_text()
+
+    stamps = {p: p.stat().st_mtime_ns for p in [exp / "step1" / "best.pth", exp / "step2" / "best.pth",
+                                                 exp / "eval" / "results.json"]}
+    log = _run(tmp_path, "--stop_stage", "3")
+    assert "already done" in log
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished stage was redone"

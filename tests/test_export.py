@@ -1,0 +1,98 @@
+"""TorchScript and ONNX exports of the inference graph match eager PyTorch (atol 1e-4)."""
+import numpy as np
+import pytest
+import torch
+
+from twostep_asteroid import TwoStepTDCN
+from twostep_asteroid.export import EXPORT_ATOL, export_onnx, export_torchscript, onnx_separate
+
+SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_seed_and_threads):
+    """One intra-op thread: these models are tiny, and on the shared 2-core machine two OpenMP
+    threads under load made each forward ~100x slower (0.9 s instead of 0.01 s)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(2)
+# (batch, time): lengths on and off the frame grid, shorter and longer than the export example.
+SHAPES = [(1, 8000), (2, 3001), (3, 12345), (1, 64)]
+
+assert EXPORT_ATOL == 1e-4
+
+
+@pytest.fixture(scope="module", params=[1, 2])
+def model(request):
+    torch.manual_seed(request.param)
+    model = TwoStepTDCN(n_src=request.param, **SMALL).eval()
+    # Sharper masks than at initialisation, so that numerical differences are not hidden by ~1/n_src masks.
+    with torch.no_grad():
+        for p in model.masker.head.parameters():
+            p.mul_(10)
+    return model
+
+
+def reference(model, wav):
+    with torch.no_grad():
+        return model(wav).numpy()
+
+
+def test_torchscript_parity(model, tmp_path):
+    path = export_torchscript(model, tmp_path / "model.pt")
+    scripted = torch.jit.load(str(path))
+    for batch, time in SHAPES:
+        wav = torch.randn(batch, time)
+        with torch.no_grad():
+            out = scripted(wav).numpy()
+        assert out.shape == (batch, model.n_src, time)
+        np.testing.assert_allclose(out, reference(model, wav), atol=EXPORT_ATOL, rtol=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left
+
+
+def test_onnx_parity_with_dynamic_batch_and_time(model, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    path = export_onnx(model, tmp_path / "model.onnx", opset=17)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    assert [i.name for i in proto.graph.input] == ["mixture"] and [o.name for o in proto.graph.output] == ["sources"]
+    dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "time"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch, time in SHAPES:
+        wav = torch.randn(batch, time)
+        out = onnx_separate(session, wav.numpy())
+        assert out.shape == (batch, model.n_src, time)
+        np.testing.assert_allclose(out, reference(model, wav), atol=EXPORT_ATOL, rtol=0)
+    wav = torch.randn(5000)
+    np.testing.assert_allclose(onnx_separate(path, wav.numpy()), reference(model, wav[None])[0], atol=EXPORT_ATOL)
+
+
+def test_export_refuses_a_graph_that_does_not_match(tmp_path, monkeypatch):
+    """The built-in check can fail: a model whose traced graph is wrong for other lengths."""
+
+    class LengthBaked(torch.nn.Module):
+        sample_rate = 8000.0
+
+        def forward(self, wav):
+            n = int(wav.shape[-1])  # a Python int: frozen into the trace
+            return torch.stack([wav[..., :n] * 0 + float(n), wav], dim=1)
+
+    with pytest.raises(RuntimeError, match="does not match"):
+        export_torchscript(LengthBaked(), tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(LengthBaked(), tmp_path / "bad.onnx", opset=13)
+
+
+def test_onnx_dynamo_exporter_when_onnxscript_is_installed(tmp_path):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    model = TwoStepTDCN(n_src=2, **SMALL).eval()
+    with pytest.warns(UserWarning, match="opset 18"):
+        path = export_onnx(model, tmp_path / "dynamo.onnx", exporter="dynamo")
+    for batch, time in SHAPES[:3]:
+        wav = torch.randn(batch, time)
+        np.testing.assert_allclose(onnx_separate(path, wav.numpy()), reference(model, wav), atol=EXPORT_ATOL, rtol=0)

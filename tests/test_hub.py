@@ -1,0 +1,250 @@
+"""Loading through the real huggingface_hub cache (offline), model cards, packaging, upload refusal.
+
+The Hub is never contacted: HF_HUB_OFFLINE is on, and any socket connection fails the test. The
+cache is laid out as huggingface_hub writes it (models--org--name/{blobs,refs,snapshots}), and
+``hf_hub_download`` itself resolves ids, revisions and URLs against it.
+"""
+import hashlib
+import json
+import os
+import pickle
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from twostep_asteroid import TwoStepTDCN
+from twostep_asteroid import hub
+from twostep_asteroid.hub import (HubModelNotCachedError, MissingTokenError, UnsafeCheckpointError,
+                                  load_model_conf, model_card, package_for_hub, parse_hub_source,
+                                  parse_hub_source_full, save_pretrained, upload_to_hub)
+
+SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(_seed_and_threads):
+    """One intra-op thread: these models are tiny, and on the shared 2-core machine two OpenMP
+    threads under load made each forward ~100x slower (0.9 s instead of 0.01 s)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(2)
+SHA_MAIN = "a" * 40
+SHA_V1 = "1234567890abcdef1234567890abcdef12345678"
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty, offline Hugging Face home; returns the hub cache folder."""
+    import huggingface_hub.constants as constants
+
+    home = tmp_path / "hf_home"
+    cache = home / "hub"
+    cache.mkdir(parents=True)
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads these at import time: patch the module constants too.
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    return cache
+
+
+def add_to_cache(cache, repo_id, files, commit, refs=("main",)):
+    """Store ``files`` ({name: bytes}) as huggingface_hub does: blobs named by content hash,
+    a snapshot folder of relative symlinks for ``commit``, and ``refs/<branch>`` -> commit."""
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    snapshot = repo / "snapshots" / commit
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        except OSError:  # no symlinks (as huggingface_hub on such systems): a copy
+            link.write_bytes(data)
+    for ref in refs:
+        (repo / "refs" / ref).write_text(commit)  # no trailing newline, like the hub
+    return snapshot
+
+
+def folder_files(model, tmp_path, name="pkg"):
+    folder = save_pretrained(model, tmp_path / name)
+    return {n: (folder / n).read_bytes() for n in (hub.CONFIG_NAME, hub.WEIGHTS_NAME)}
+
+
+def same_outputs(a, b):
+    wav = torch.randn(1, 2000)
+    with torch.no_grad():
+        return torch.equal(a.eval()(wav), b.eval()(wav))
+
+
+@pytest.fixture
+def two_revisions(offline_hub, tmp_path):
+    """org/twostep with main (model_main) and branch v1 (model_v1, a different model)."""
+    model_main = TwoStepTDCN(n_src=2, **SMALL).eval()
+    model_v1 = TwoStepTDCN(n_src=2, **SMALL).eval()
+    add_to_cache(offline_hub, "org/twostep", folder_files(model_main, tmp_path, "main"), SHA_MAIN)
+    add_to_cache(offline_hub, "org/twostep", folder_files(model_v1, tmp_path, "v1"), SHA_V1, refs=("v1",))
+    assert not same_outputs(model_main, model_v1)
+    return model_main, model_v1
+
+
+def test_hub_id_forms_load_from_the_offline_cache(two_revisions):
+    model_main, model_v1 = two_revisions
+    assert same_outputs(TwoStepTDCN.from_pretrained("org/twostep"), model_main)
+    assert same_outputs(TwoStepTDCN.from_pretrained("org/twostep@main"), model_main)
+    assert same_outputs(TwoStepTDCN.from_pretrained("org/twostep@v1"), model_v1)  # branch in refs/
+    assert same_outputs(TwoStepTDCN.from_pretrained(f"org/twostep@{SHA_V1}"), model_v1)  # commit sha
+
+
+def test_hub_url_forms_load_from_the_offline_cache(two_revisions):
+    model_main, model_v1 = two_revisions
+    assert same_outputs(TwoStepTDCN.from_pretrained("https://huggingface.co/org/twostep"), model_main)
+    assert same_outputs(TwoStepTDCN.from_pretrained("https://huggingface.co/org/twostep/"), model_main)
+    assert same_outputs(TwoStepTDCN.from_pretrained("https://huggingface.co/org/twostep/tree/v1"), model_v1)
+    url = f"https://huggingface.co/org/twostep/resolve/{SHA_V1}/model.safetensors"
+    assert same_outputs(TwoStepTDCN.from_pretrained(url), model_v1)
+    url = "https://huggingface.co/org/twostep/blob/main/model.safetensors?download=true"
+    assert same_outputs(TwoStepTDCN.from_pretrained(url), model_main)
+
+
+def test_asteroid_hub_layout_pytorch_model_bin(offline_hub):
+    """Asteroid's Hub repos hold a torch-saved ``pytorch_model.bin`` and no config.json."""
+    model = TwoStepTDCN(n_src=2, **SMALL).eval()
+    buf_path = offline_hub.parent / "tmp.bin"
+    torch.save(model.serialize(), buf_path)
+    add_to_cache(offline_hub, "asteroid-like/TwoStep", {"pytorch_model.bin": buf_path.read_bytes()}, SHA_MAIN)
+    assert same_outputs(TwoStepTDCN.from_pretrained("asteroid-like/TwoStep"), model)
+    url = "https://huggingface.co/asteroid-like/TwoStep/resolve/main/pytorch_model.bin"
+    assert same_outputs(TwoStepTDCN.from_pretrained(url), model)
+
+
+@pytest.mark.parametrize("source", ["org/absent", "org/twostep@no-such-branch",
+                                    "https://huggingface.co/org/absent/tree/v2"])
+def test_offline_and_not_cached_says_which_model_and_how_to_fix(two_revisions, source):
+    with pytest.raises(HubModelNotCachedError) as info:
+        TwoStepTDCN.from_pretrained(source)
+    message = str(info.value)
+    repo = "org/absent" if "absent" in source else "org/twostep"
+    assert repo in message
+    assert f"hf download {repo}" in message
+    assert "HF_HUB_OFFLINE" in message and "local folder" in message
+    if "@" in source or "tree" in source:
+        assert "--revision" in message
+    assert isinstance(info.value, OSError)  # what the loader raised before: callers keep working
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_hub_pickle_needing_code_is_refused_and_not_run(offline_hub, tmp_path):
+    marker = tmp_path / "payload_ran"
+    conf = TwoStepTDCN(n_src=2, **SMALL).serialize()
+    conf["infos"]["payload"] = _Payload(marker)
+    evil = tmp_path / "evil.bin"
+    with open(evil, "wb") as f:
+        torch.save(conf, f, pickle_module=pickle)
+    add_to_cache(offline_hub, "evil/model", {"pytorch_model.bin": evil.read_bytes()}, SHA_MAIN)
+    with pytest.raises(UnsafeCheckpointError, match="code execution"):
+        TwoStepTDCN.from_pretrained("evil/model")
+    with pytest.raises(UnsafeCheckpointError):
+        TwoStepTDCN.from_pretrained("https://huggingface.co/evil/model/resolve/main/pytorch_model.bin")
+    assert not marker.exists()
+
+
+def test_parse_hub_source():
+    assert parse_hub_source("org/name") == ("org/name", None)
+    assert parse_hub_source("org/name@v1.0") == ("org/name", "v1.0")
+    assert parse_hub_source("org/name@refs/pr/3") == ("org/name", "refs/pr/3")
+    assert parse_hub_source("https://huggingface.co/org/name") == ("org/name", None)
+    assert parse_hub_source("https://huggingface.co/org/name/tree/dev") == ("org/name", "dev")
+    assert parse_hub_source_full("https://huggingface.co/org/name/resolve/main/sub/model.pth") == (
+        "org/name", "main", "sub/model.pth")
+    assert parse_hub_source("not a model") is None
+    assert parse_hub_source("https://example.com/org/name") is None
+    with pytest.raises(FileNotFoundError, match="neither a local file"):
+        load_model_conf("definitely not/a model id!")
+
+
+def _front_matter(card):
+    assert card.startswith("---\n")
+    meta, body = card[4:].split("\n---\n", 1)
+    return yaml.safe_load(meta), body
+
+
+def test_model_card_metadata_and_results():
+    model = TwoStepTDCN(n_src=2, **SMALL)
+    results = {"si_sdr": 15.1, "si_sdr_imp": 15.234, "stoi": 0.93}
+    card = model_card(model, results, "wsj0-2mix", license="cc-by-sa-4.0", repo_id="me/TwoStep_wsj0-2mix")
+    meta, body = _front_matter(card)
+    assert {"asteroid", "audio", "TwoStepTDCN", "audio-to-audio"} <= set(meta["tags"])
+    assert meta["datasets"] == ["wsj0-2mix"]
+    assert meta["license"] == "cc-by-sa-4.0"
+    assert meta["metrics"] == ["si_sdr", "si_sdr_imp", "stoi"]
+    assert meta["sample_rate"] == 8000
+    index = meta["model-index"][0]["results"][0]
+    assert index["dataset"]["name"] == "wsj0-2mix"
+    assert {m["type"]: m["value"] for m in index["metrics"]} == results
+    assert "| SI-SDRi (dB) | 15.23 |" in body and "| STOI | 0.93 |" in body
+    assert 'TwoStepTDCN.from_pretrained("me/TwoStep_wsj0-2mix")' in body
+    assert "twostep-separate" in body and "Tzinis" in body
+    # without results: no metrics block, still valid metadata
+    meta, body = _front_matter(model_card(model))
+    assert "metrics" not in meta and "model-index" not in meta and "## Results" not in body
+
+
+def test_package_for_hub_round_trip_and_through_the_hub_cache(offline_hub, tmp_path):
+    model = TwoStepTDCN(n_src=2, **SMALL).eval()
+    out = package_for_hub(model, tmp_path / "release", results={"si_sdr_imp": 12.5}, dataset_name="wham",
+                          license="cc-by-4.0", extra_infos={"epochs": 3}, repo_id="me/ts")
+    assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging folder left
+    config = json.loads((out / "config.json").read_text())
+    assert config["infos"]["results"] == {"si_sdr_imp": 12.5} and config["infos"]["license"] == "cc-by-4.0"
+    meta, _ = _front_matter((out / "README.md").read_text())
+    assert meta["license"] == "cc-by-4.0" and meta["datasets"] == ["wham"]
+    assert same_outputs(TwoStepTDCN.from_pretrained(str(out)), model)
+    # the packaged folder, once "on the Hub", loads by id
+    add_to_cache(offline_hub, "me/ts", {n: (out / n).read_bytes() for n in os.listdir(out)}, SHA_MAIN)
+    assert same_outputs(TwoStepTDCN.from_pretrained("me/ts"), model)
+
+
+def test_package_for_hub_is_all_or_nothing(tmp_path, monkeypatch):
+    def broken_card(*args, **kwargs):
+        raise RuntimeError("card failed")
+
+    monkeypatch.setattr(hub, "model_card", broken_card)
+    with pytest.raises(RuntimeError, match="card failed"):
+        package_for_hub(TwoStepTDCN(n_src=2, **SMALL), tmp_path / "release")
+    assert os.listdir(tmp_path / "release") == []
+    assert [p for p in os.listdir(tmp_path) if p != "release"] == []
+
+
+def test_upload_without_token_explains_and_sends_nothing(offline_hub, tmp_path):
+    folder = package_for_hub(TwoStepTDCN(n_src=2, **SMALL), tmp_path / "release")
+    with pytest.raises(MissingTokenError) as info:
+        upload_to_hub(folder, "me/ts")
+    message = str(info.value)
+    assert "HF_TOKEN" in message and "hf auth login" in message and "me/ts" in message
+    with pytest.raises(FileNotFoundError, match="package_for_hub"):
+        upload_to_hub(tmp_path, "me/ts", token="hf_dummy")  # incomplete folder: checked before any call

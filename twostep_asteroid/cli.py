@@ -1,0 +1,201 @@
+"""``twostep-separate``: separate audio files with a TwoStep (or any Asteroid) model.
+
+Usage::
+
+    twostep-separate mix.wav recordings/ "more/*.flac" --model org/name --out_dir separated/
+
+Writes ``<out_dir>/<name>_s1.wav``, ``<name>_s2.wav``... (32-bit float WAV at the input's rate, as
+long as the input). Long files are separated in overlapping chunks with bounded memory, inputs at
+another rate are resampled to the model's and back, multi-channel inputs are downmixed (each with
+a notice). Unreadable files are skipped and listed at the end; the exit status is then 1.
+Exit status 2: bad arguments, no input found, or the model cannot be loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
+                    ".au", ".snd", ".caf", ".w64", ".rf64", ".sph", ".nist", ".wv1", ".wv2")
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """An input argument that names nothing to separate."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="twostep-separate",
+        description="Separate the sources of audio mixtures with a two-step (TwoStepTDCN) model.",
+        epilog="Exit status: 0 all files separated, 1 some files failed (listed), 2 usage error.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="audio files, folders (their audio files) or glob patterns (quote them)")
+    parser.add_argument("--model", required=True,
+                        help="local folder (config.json + model.safetensors) or .pth/.safetensors file, "
+                             "Hub id org/name[@revision], or https://huggingface.co/org/name URL")
+    parser.add_argument("--out_dir", default="separated",
+                        help="output folder (default: ./separated); files are <name>_s1.wav, <name>_s2.wav...")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: auto = cuda if available)")
+    parser.add_argument("--chunk_seconds", type=float, default=10.0,
+                        help="separate in chunks of this length, for long files with bounded memory "
+                             "(default 10; 0 = whole file at once)")
+    parser.add_argument("--hop_seconds", type=float, default=None,
+                        help="hop between chunks (default: 3/4 of --chunk_seconds); the overlap is "
+                             "cross-faded and used to keep the sources in the same order")
+    parser.add_argument("--no_resample", action="store_true",
+                        help="do not resample inputs to the model's sample rate (and back)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders of folder inputs")
+    parser.add_argument("--subtype", default="FLOAT",
+                        help="soundfile subtype of the outputs (default FLOAT: no clipping; e.g. PCM_16)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 1 is often faster on busy machines)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _scan_folder(folder, recursive, out_dir):
+    folder = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    out_dir = Path(out_dir).resolve()
+    found = []
+    for path in sorted(folder.glob(pattern)):
+        if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith("."):
+            if path.resolve().parent == out_dir or out_dir in path.resolve().parents:
+                continue  # our own outputs, from a previous run
+            found.append((path, path.parent.relative_to(folder)))
+    return found
+
+
+def collect_inputs(inputs, recursive=False, out_dir="separated"):
+    """Expand files, folders and globs into ``[(path, relative output subfolder)]``.
+
+    Raises:
+        InputError: listing every input that names no audio file (missing path, empty folder,
+            glob without match).
+    """
+    items, problems = [], []
+    for arg in inputs:
+        if os.path.isdir(arg):
+            found = _scan_folder(arg, recursive, out_dir)
+            if not found:
+                problems.append(f"no audio files in folder {arg} (looked for {', '.join(AUDIO_EXTENSIONS[:6])}..."
+                                f"{'' if recursive else '; use --recursive for sub-folders'})")
+            items.extend(found)
+        elif os.path.isfile(arg):
+            items.append((Path(arg), Path(".")))
+        elif _GLOB_CHARS & set(arg):
+            matches = [Path(p) for p in sorted(glob.glob(arg, recursive=True)) if os.path.isfile(p)]
+            if not matches:
+                problems.append(f"no file matches {arg}")
+            items.extend((p, Path(".")) for p in matches)
+        else:
+            problems.append(f"no such file or folder: {arg}")
+    if problems:
+        raise InputError("; ".join(problems))
+    seen, unique = set(), []
+    for path, sub in items:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, sub))
+    return unique
+
+
+def _describe(model, device):
+    name = type(model).__name__
+    n_src = getattr(model, "n_src", "?")
+    rate = getattr(model, "sample_rate", None)
+    rate = f"{float(rate):g} Hz" if rate else "unknown rate"
+    return f"{name}, {n_src} sources, {rate}, on {device}"
+
+
+def separate_main(argv=None):
+    """Entry point of ``twostep-separate``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.chunk_seconds < 0:
+        parser.error("--chunk_seconds must be >= 0")
+    if args.hop_seconds is not None and args.chunk_seconds and not 0 < args.hop_seconds <= args.chunk_seconds:
+        parser.error("--hop_seconds must be in (0, --chunk_seconds]")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    import soundfile as sf
+
+    args.subtype = args.subtype.upper()
+    if not sf.check_format("WAV", args.subtype):
+        parser.error(f"--subtype {args.subtype} cannot be written to WAV; try one of "
+                     f"{', '.join(sorted(sf.available_subtypes('WAV')))}")
+
+    def say(message):
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+    try:
+        files = collect_inputs(args.inputs, args.recursive, args.out_dir)
+    except InputError as err:
+        print(f"twostep-separate: error: {err}", file=sys.stderr)
+        return 2
+
+    import torch
+    from tqdm import tqdm
+
+    from .hub import HubModelNotCachedError, UnsafeCheckpointError
+    from .inference import AudioReadError, load_model, output_paths, resolve_device, separate_file
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+        model = load_model(args.model, device)
+    except (HubModelNotCachedError, UnsafeCheckpointError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        print(f"twostep-separate: error: cannot load model {args.model!r}: {err}", file=sys.stderr)
+        return 2
+    say(f"Model {args.model} ({_describe(model, device)}); {len(files)} file(s) -> {args.out_dir}")
+
+    out_root = Path(args.out_dir)
+    n_src = getattr(model, "n_src", None)
+    claimed = {}
+    failed, done = [], 0
+    bar = tqdm(files, unit="file", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+    for path, sub in bar:
+        bar.set_postfix_str(path.name, refresh=False)
+        try:
+            out_paths = None
+            if n_src:
+                out_paths = output_paths(path, out_root / sub, n_src)
+                owner = claimed.get(out_paths[0].resolve())
+                if owner is not None:
+                    raise RuntimeError(f"its outputs {out_paths[0].name}... would overwrite those of {owner}; "
+                                       "separate it in another run with another --out_dir")
+                claimed[out_paths[0].resolve()] = path
+            separate_file(model, path, out_paths=out_paths, out_dir=out_root / sub,
+                          chunk_seconds=args.chunk_seconds or None, hop_seconds=args.hop_seconds,
+                          resample=not args.no_resample, device=device, subtype=args.subtype, notify=say)
+            done += 1
+        except KeyboardInterrupt:
+            say("Interrupted: the file in progress was not written.")
+            raise
+        except Exception as err:  # unreadable or unusable input: skip it, report at the end
+            reason = str(err) if isinstance(err, AudioReadError) else f"{type(err).__name__}: {err}"
+            failed.append((path, reason))
+            say(f"Skipped {path}: {reason}")
+    bar.close()
+    say(f"Separated {done}/{len(files)} file(s) into {out_root}/")
+    if failed:
+        say(f"{len(failed)} file(s) failed:")
+        for path, reason in failed:
+            say(f"  {path}: {reason}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(separate_main())
