@@ -481,3 +481,60 @@ def upload_to_hub(folder, repo_id, token=None, private=False, commit_message=Non
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
                              commit_message=commit_message or "Upload TwoStep model (twostep-asteroid)")
+
+
+def corpus_card_infos(data_dir):
+    """Dataset name, licence and licence notes of a corpus folder, for the model card.
+
+    The embedded corpus writes ``corpus.json`` (speakers with their licences); wsj0-2mix has none.
+    """
+    corpus_json = Path(data_dir) / "corpus.json" if data_dir else None
+    if corpus_json is None or not corpus_json.is_file():
+        return {"dataset_name": "wsj0-2mix", "license": "cc-by-sa-4.0", "data_licenses": None}
+    corpus = json.loads(corpus_json.read_text())
+    licenses = sorted({str(s.get("license")) for s in corpus.get("speakers", {}).values() if s.get("license")})
+    # A model trained on share-alike data is distributed under the share-alike licence.
+    license = "cc-by-sa-3.0" if any("SA" in lic.upper() for lic in licenses) else "cc-by-3.0"
+    return {"dataset_name": corpus.get("name", Path(data_dir).name), "license": license,
+            "data_licenses": {name: s.get("license") for name, s in corpus.get("speakers", {}).items()}}
+
+
+def main(argv=None):
+    """``python -m twostep_asteroid.hub package --model best.pth --out_dir exp/tag/hub [...]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Package a trained TwoStep model for the Hub, and upload it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pkg = sub.add_parser("package", help="write config.json, model.safetensors and the model card")
+    pkg.add_argument("--model", required=True, help="best.pth of step 2 (or any from_pretrained source)")
+    pkg.add_argument("--out_dir", required=True)
+    pkg.add_argument("--results", help="results.json of the evaluation stage")
+    pkg.add_argument("--data_dir", help="the corpus folder (its corpus.json gives dataset and licences)")
+    pkg.add_argument("--repo_id", help="upload to this Hub repo when a token is available")
+    args = parser.parse_args(argv)
+
+    from .models import TwoStepTDCN
+
+    model = TwoStepTDCN.from_pretrained(args.model)
+    results = json.loads(Path(args.results).read_text()) if args.results and Path(args.results).is_file() else None
+    infos = corpus_card_infos(args.data_dir)
+    extra = {"data_licenses": infos["data_licenses"]} if infos["data_licenses"] else None
+    folder = package_for_hub(model, args.out_dir, results=results, dataset_name=infos["dataset_name"],
+                             license=infos["license"], extra_infos=extra, repo_id=args.repo_id)
+    print(f"Hub-ready folder: {folder} (config.json, model.safetensors, README.md)")
+    if not args.repo_id:
+        print(f"To share it: `hf upload <org>/<name> {folder} .`, or rerun with --hub_repo_id <org>/<name> "
+              "and HF_TOKEN set.")
+        return 0
+    try:
+        info = upload_to_hub(folder, args.repo_id)
+    except MissingTokenError as err:
+        print(str(err), file=sys.stderr)
+        return 0
+    print(f"Uploaded to {getattr(info, 'commit_url', args.repo_id)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
