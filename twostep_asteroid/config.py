@@ -73,6 +73,7 @@ DEFAULTS = {
         "n_examples": 4,           # separated examples written as wav
         "stft_oracle_n_fft": 256,
         "max_utterances": None,    # null: the whole test set
+        "num_workers": 2,          # processes computing the metrics
     },
 }
 

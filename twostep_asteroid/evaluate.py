@@ -62,18 +62,48 @@ def utterance_id(dataset, idx):
     return Path(mix[idx][0]).stem if mix is not None else f"utt{idx:05d}"
 
 
+def _score(job):
+    """Metrics of one utterance (runs in a worker process: mir_eval's SDR is the slow part)."""
+    from asteroid.metrics import get_metrics
+
+    mix, sources, est, sample_rate, metrics_list = job
+    scores = get_metrics(mix, sources, est, sample_rate=sample_rate, metrics_list=list(metrics_list),
+                         ignore_metrics_errors=True)
+    row = {}
+    for metric in metrics_list:
+        value, base = scores.get(metric), scores.get(f"input_{metric}")
+        row[metric] = float(value) if value is not None else float("nan")
+        row[f"{metric}_imp"] = float(value - base) if value is not None and base is not None else float("nan")
+    return row
+
+
 @torch.inference_mode()
+def _separate_all(model, dataset, max_items, stft_n_fft):
+    pit = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
+    n = len(dataset) if max_items is None else min(len(dataset), max_items)
+    for idx, mix, sources in tqdm(_items(dataset, max_items), total=n, desc="separate", unit="utt"):
+        est = model(mix)
+        _, est = pit(est, sources, return_est=True)
+        oracle = model.front_end(mix, sources)["estimates"][:, : sources.shape[1]]
+        irm = stft_oracle_separation(mix, sources, n_fft=stft_n_fft, mask="irm")
+        yield idx, mix[0].numpy(), sources[0].numpy(), est[0].numpy(), {
+            "oracle_latent_si_sdr_imp": si_sdr_improvement(oracle, sources, mix).item(),
+            "oracle_stft_irm_si_sdr_imp": si_sdr_improvement(irm, sources, mix).item(),
+        }
+
+
 def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi", "pesq"),
-                   n_examples=4, stft_n_fft=256, max_items=None):
+                   n_examples=4, stft_n_fft=256, max_items=None, num_workers=2):
     """Separate every mixture of ``dataset`` and score it; write CSV/JSON/markdown/plots/examples.
 
     Besides the model, each row has the oracle SI-SDRi of the model's front end (ideal latent
-    masks) and of an STFT ideal ratio mask on the same mixture.
+    masks) and of an STFT ideal ratio mask on the same mixture. The metrics (asteroid's
+    ``get_metrics``, i.e. pb_bss_eval) are computed in ``num_workers`` processes.
 
     Returns:
         dict: The means written to ``results.json``.
     """
-    from asteroid.metrics import get_metrics
+    import multiprocessing
 
     import soundfile as sf
 
@@ -81,31 +111,23 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
     (out_dir / "examples").mkdir(parents=True, exist_ok=True)
     model = model.eval()
     sample_rate = int(model.sample_rate)
-    pit = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
-    rows = []
-    n = len(dataset) if max_items is None else min(len(dataset), max_items)
-    for idx, mix, sources in tqdm(_items(dataset, max_items), total=n, desc="evaluate", unit="utt"):
-        est = model(mix)
-        _, est = pit(est, sources, return_est=True)
-        oracle = model.front_end(mix, sources)["estimates"][:, : sources.shape[1]]
-        irm = stft_oracle_separation(mix, sources, n_fft=stft_n_fft, mask="irm")
-        mix_np, src_np, est_np = mix[0].numpy(), sources[0].numpy(), est[0].numpy()
-        scores = get_metrics(mix_np, src_np, est_np, sample_rate=sample_rate,
-                             metrics_list=list(metrics_list), ignore_metrics_errors=True)
-        row = {"utt_id": utterance_id(dataset, idx)}
-        for metric in metrics_list:
-            value, base = scores.get(metric), scores.get(f"input_{metric}")
-            row[metric] = float(value) if value is not None else float("nan")
-            row[f"{metric}_imp"] = float(value - base) if value is not None and base is not None else float("nan")
-        row["oracle_latent_si_sdr_imp"] = si_sdr_improvement(oracle, sources, mix).item()
-        row["oracle_stft_irm_si_sdr_imp"] = si_sdr_improvement(irm, sources, mix).item()
-        rows.append(row)
+    rows, jobs = [], []
+    for idx, mix, sources, est, oracles in _separate_all(model, dataset, max_items, stft_n_fft):
+        rows.append({"utt_id": utterance_id(dataset, idx), **oracles})
+        jobs.append((mix, sources, est, sample_rate, tuple(metrics_list)))
         if idx < n_examples:
-            sf.write(out_dir / "examples" / f"{row['utt_id']}_mix.wav", mix_np, sample_rate)
-            for c in range(est_np.shape[0]):
-                sf.write(out_dir / "examples" / f"{row['utt_id']}_s{c + 1}.wav", est_np[c], sample_rate)
+            sf.write(out_dir / "examples" / f"{rows[-1]['utt_id']}_mix.wav", mix, sample_rate)
+            for c in range(est.shape[0]):
+                sf.write(out_dir / "examples" / f"{rows[-1]['utt_id']}_s{c + 1}.wav", est[c], sample_rate)
     if not rows:
         raise ValueError("The test set is empty: nothing to evaluate.")
+    if num_workers > 1:
+        with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
+            scores = list(tqdm(pool.imap(_score, jobs, chunksize=4), total=len(jobs), desc="metrics", unit="utt"))
+    else:
+        scores = [_score(job) for job in tqdm(jobs, desc="metrics", unit="utt")]
+    rows = [{"utt_id": row["utt_id"], **score, **{k: v for k, v in row.items() if k != "utt_id"}}
+            for row, score in zip(rows, scores)]
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "utt_id"}
     means["n_utterances"] = len(rows)
     write_csv(rows, out_dir / "metrics.csv")
@@ -197,7 +219,8 @@ def main(argv=None):
     dataset = make_dataset(args.data_dir, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
     ev = conf["eval"]
     means = evaluate_model(model, dataset, args.out_dir, metrics_list=ev["metrics"], n_examples=ev["n_examples"],
-                           stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"])
+                           stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"],
+                           num_workers=ev["num_workers"])
     print(results_markdown(means))
 
 
