@@ -34,6 +34,7 @@ DEFAULTS = {
         "val_every_n_steps": 500,
         "limit_val_batches": 50,
         "grad_clip": 5.0,
+        "max_minutes": None,
     },
     "masker": {
         "bn_chan": 128,
@@ -58,6 +59,7 @@ DEFAULTS = {
         "limit_val_batches": 100,
         "grad_clip": 5.0,
         "ckpt_every_n_steps": 250,
+        "max_minutes": None,          # wall-clock cap of the training (null: none), on top of max_steps
     },
     "trainer": {
         "accelerator": "auto",
@@ -77,11 +79,14 @@ DEFAULTS = {
     },
 }
 
+# Keys that may be null, with the type of their non-null values.
 NULLABLE = {
-    ("data", "val_segment"),
-    ("step2", "early_stop_patience"),
-    ("trainer", "num_threads"),
-    ("eval", "max_utterances"),
+    ("data", "val_segment"): float,
+    ("step1", "max_minutes"): float,
+    ("step2", "max_minutes"): float,
+    ("step2", "early_stop_patience"): int,
+    ("trainer", "num_threads"): int,
+    ("eval", "max_utterances"): int,
 }
 # Keys that take either type: Lightning reads an int as a number of batches, a float as a fraction.
 EITHER_INT_OR_FLOAT = {("step1", "limit_val_batches"), ("step2", "limit_val_batches")}
@@ -101,7 +106,7 @@ def _check_value(section, key, value, default, source):
         if (section, key) in NULLABLE:
             return None
         raise ConfigError(f"{where} may not be null (expected {type(default).__name__}, e.g. {default!r}).")
-    expected = type(default) if default is not None else None
+    expected = type(default) if default is not None else NULLABLE.get((section, key))
     if (section, key) in EITHER_INT_OR_FLOAT and isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):

@@ -5,9 +5,11 @@ The encoder of Tzinis et al. is ``ReLU(Conv1d(1 -> N, kernel L, stride L // 2))`
 :class:`~asteroid_filterbanks.Filterbank`, so that ``asteroid_filterbanks.get("TwoStepFB")`` and
 ``make_enc_dec("TwoStepFB", ...)`` work like for any other Asteroid filterbank.
 
-The convolution has no bias, unlike the authors' code: a bias followed by ReLU puts a constant
-pedestal under every latent (about half of the encoded energy, see the project notes), which the
-step-2 latent loss then spends its budget on.
+The analysis has a bias, as the authors' ``Conv1d``: with the ReLU it lets each basis fire only above
+a learned threshold, which makes the ideal softmax masks sharp. Measured on the embedded corpus (N=128,
+L=16, hop 8, batch 8 x 1 s, Adam 3e-3): oracle SI-SDRi 17.8 dB after 1000 steps with the bias,
+10.5 dB after 2400 steps without it. Its cost is a constant pedestal under the latents where the bias
+is positive, which a latent loss without zero-mean has to fit too.
 """
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,7 @@ class TwoStepFB(Filterbank):
             ``n_groups = n_src > 1`` gives the paper's decoder, one group of N filters per source
             (a grouped ``ConvTranspose1d``). A grouped filterbank is synthesis-only.
         relu (bool): Apply a ReLU after analysis, as in the paper's encoder.
+        bias (bool): Add a learned per-basis bias before the ReLU (analysis only).
 
     Shapes (when used through :class:`asteroid_filterbanks.Decoder` with ``n_groups = C > 1``):
         ``[batch, C, N, frames] -> [batch, C, time]``.
@@ -39,16 +42,20 @@ class TwoStepFB(Filterbank):
     """
 
     def __init__(self, n_filters, kernel_size, stride=None, sample_rate=8000.0, n_groups=1, relu=True,
-                 **kwargs):
+                 bias=False, **kwargs):
         super().__init__(n_filters, kernel_size, stride=stride, sample_rate=sample_rate)
         if n_groups < 1:
             raise ValueError(f"n_groups must be >= 1, got {n_groups}")
         self.n_groups = n_groups
         self.relu = relu
         self._filters = nn.Parameter(torch.empty(n_groups, n_filters, kernel_size))
-        # Same initialisation as asteroid's FreeFB, one group at a time.
+        # PyTorch's Conv1d initialisation (what the authors' encoder had), one group at a time. The
+        # ideal masks are a softmax of raw encoder outputs, so the filters' norm sets how sharp they
+        # start: asteroid's xavier init (FreeFB) is ~5x smaller and leaves them near 0.5 for longer.
         for group in self._filters.data:
-            nn.init.xavier_normal_(group.unsqueeze(1))
+            reference = nn.Conv1d(1, n_filters, kernel_size, bias=bias)
+            group.copy_(reference.weight.detach()[:, 0])
+        self.bias = nn.Parameter(reference.bias.detach().clone()) if bias else None
 
     def filters(self):
         if self.n_groups == 1:
@@ -68,6 +75,8 @@ class TwoStepFB(Filterbank):
         return wav
 
     def post_analysis(self, spec):
+        if self.bias is not None:
+            spec = spec + self.bias.unsqueeze(-1)
         return F.relu(spec) if self.relu else spec
 
     def pre_synthesis(self, spec):
@@ -82,7 +91,7 @@ class TwoStepFB(Filterbank):
 
     def get_config(self):
         config = super().get_config()
-        config.update(n_groups=self.n_groups, relu=self.relu)
+        config.update(n_groups=self.n_groups, relu=self.relu, bias=self.bias is not None)
         return config
 
 

@@ -118,6 +118,7 @@ def _trainer(conf, exp_dir, stage_conf, callbacks):
                                      every_n_train_steps=stage_conf.get("ckpt_every_n_steps", 250))
     trainer = pl.Trainer(
         max_steps=stage_conf["max_steps"],
+        max_time={"minutes": stage_conf["max_minutes"]} if stage_conf["max_minutes"] else None,
         val_check_interval=conf["_val_every"] if not conf["data"]["dynamic_mixing"] else None,
         check_val_every_n_epoch=None if not conf["data"]["dynamic_mixing"] else 1,
         limit_val_batches=stage_conf["limit_val_batches"],

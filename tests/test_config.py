@@ -1,0 +1,30 @@
+"""The recipe's conf files are valid and list every key (no hidden defaults)."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from twostep_asteroid.config import DEFAULTS, load_config
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "egs" / "wsj0-2mix" / "twostep" / "conf"
+
+
+@pytest.mark.parametrize("name", ["default.yml", "paper.yml"])
+def test_recipe_confs_are_valid_and_complete(name):
+    raw = yaml.safe_load((CONF_DIR / name).read_text())
+    load_config(CONF_DIR / name)
+    for section, keys in DEFAULTS.items():
+        assert set(raw[section]) == set(keys), f"{name}: section {section} must list exactly {sorted(keys)}"
+
+
+def test_tiny_conf_is_valid():
+    conf = load_config(CONF_DIR / "tiny.yml")
+    assert conf["step2"]["max_steps"] <= 100
+
+
+def test_paper_conf_is_the_papers_setting():
+    conf = load_config(CONF_DIR / "paper.yml")
+    fe, masker = conf["front_end"], conf["masker"]
+    assert (fe["n_filters"], fe["kernel_size"], fe["stride"]) == (256, 21, 10)
+    assert (masker["bn_chan"], masker["hid_chan"], masker["n_blocks"], masker["n_repeats"]) == (256, 512, 8, 4)
+    assert conf["data"]["segment"] == 4.0 and conf["data"]["sample_rate"] == 8000
