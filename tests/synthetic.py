@@ -3,6 +3,9 @@ import math
 
 import torch
 
+# A tiny TwoStepTDCN configuration shared by the tests.
+SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+
 
 def harmonic_tone(n_samples, sample_rate, f0, n_harmonics=4, generator=None):
     t = torch.arange(n_samples) / sample_rate

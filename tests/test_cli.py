@@ -13,17 +13,9 @@ from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid.cli import separate_main
 from twostep_asteroid.hub import save_pretrained
 
-SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+from tests.synthetic import SMALL
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """One intra-op thread: tiny models, and two OpenMP threads on the loaded shared 2-core
-    machine made each forward ~100x slower."""
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(2)
 
 
 @pytest.fixture

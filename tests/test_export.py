@@ -6,16 +6,8 @@ import torch
 from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid.export import EXPORT_ATOL, export_onnx, export_torchscript, onnx_separate
 
-SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+from tests.synthetic import SMALL
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """One intra-op thread: these models are tiny, and on the shared 2-core machine two OpenMP
-    threads under load made each forward ~100x slower (0.9 s instead of 0.01 s)."""
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(2)
 # (batch, time): lengths on and off the frame grid, shorter and longer than the export example.
 SHAPES = [(1, 8000), (2, 3001), (3, 12345), (1, 64)]
 

@@ -21,16 +21,8 @@ from twostep_asteroid.hub import (HubModelNotCachedError, MissingTokenError, Uns
                                   load_model_conf, model_card, package_for_hub, parse_hub_source,
                                   parse_hub_source_full, save_pretrained, upload_to_hub)
 
-SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+from tests.synthetic import SMALL
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """One intra-op thread: these models are tiny, and on the shared 2-core machine two OpenMP
-    threads under load made each forward ~100x slower (0.9 s instead of 0.01 s)."""
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(2)
 SHA_MAIN = "a" * 40
 SHA_V1 = "1234567890abcdef1234567890abcdef12345678"
 

@@ -14,16 +14,8 @@ from twostep_asteroid.inference import (AudioReadError, StreamingSeparator, best
 
 from .synthetic import HarmonicMixtures
 
-SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+from tests.synthetic import SMALL
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(_seed_and_threads):
-    """One intra-op thread: these models are tiny, and on the shared 2-core machine two OpenMP
-    threads under load made each forward ~100x slower (0.9 s instead of 0.01 s)."""
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(2)
 
 # Chunked vs whole-file SI-SDR floor for an untrained small model. Chunks sit on the model's frame
 # grid, so they differ from the whole file only through gLN statistics and context at the edges;

@@ -8,7 +8,7 @@ import asteroid.models
 from twostep_asteroid import TwoStepFrontEnd, TwoStepTDCN
 from twostep_asteroid.hub import UnsafeCheckpointError, save_pretrained
 
-SMALL = dict(n_filters=32, kernel_size=16, bn_chan=16, hid_chan=24, n_blocks=3, n_repeats=2)
+from tests.synthetic import SMALL
 
 
 def test_registered_with_asteroid_models():

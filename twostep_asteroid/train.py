@@ -157,13 +157,22 @@ def _best_state_dict(best_ckpt, system):
     return {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
 
 
+def _is_rank_zero():
+    # Under DDP the script is relaunched once per process, before any Trainer exists.
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def _setup(conf, exp_dir, stage):
-    check_writable(exp_dir)
+    if _is_rank_zero():
+        check_writable(exp_dir)
     threads = conf["trainer"]["num_threads"]
     if threads:
         torch.set_num_threads(threads)
     pl.seed_everything(conf["trainer"]["seed"], workers=True)
-    save_config(conf_public(conf), Path(exp_dir) / "conf.yml")
+    if _is_rank_zero():
+        save_config(conf_public(conf), Path(exp_dir) / "conf.yml")
     stage_conf = conf[stage]
     conf["_val_every"] = stage_conf["val_every_n_steps"]
     return stage_conf
@@ -218,11 +227,13 @@ def train_step1(conf, data_dir, exp_dir):
     start = time.time()
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
     front_end.load_state_dict(_best_state_dict(best_ckpt, system))
-    # The oracle bound of the chosen front end, on the whole validation set (whole utterances).
-    from .evaluate import front_end_oracle
+    oracle = None
+    if trainer.is_global_zero:
+        # The oracle bound of the chosen front end, on the whole validation set (whole utterances).
+        from .evaluate import front_end_oracle
 
-    oracle = front_end_oracle(front_end, make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
-                                                      sample_rate=data["sample_rate"], segment=None))
+        oracle = front_end_oracle(front_end.cpu(), make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
+                                                                sample_rate=data["sample_rate"], segment=None))
     summary = {"step": "step1", "global_step": trainer.global_step, "train_seconds": time.time() - start,
                "best_checkpoint": best_ckpt.best_model_path,
                "best_val_loss": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,

@@ -1,0 +1,93 @@
+"""Smoke test of the benchmark code path (bench/run_bench.py) at tiny sizes."""
+import json
+
+import pytest
+import torch
+
+from bench import run_bench
+from bench.port_baseline import PortSeparator, PortTwoStepTDCN
+from twostep_asteroid.masknn import ToeplitzMaskHead
+
+
+def test_port_baseline_matches_the_described_architecture():
+    model = PortTwoStepTDCN()  # paper size: built, not run
+    # The count the anchor benchmark reports for the recipe's separator (front end frozen).
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 8_611_652
+    assert model.separator.dilations == [1, 2, 4, 8] * 8  # the port's loop order
+    small = PortTwoStepTDCN(n_filters=16, bn_chan=8, hid_chan=12, n_blocks=2, n_repeats=2)
+    wav = torch.randn(2, 800)
+    assert small(wav).shape == (2, 2, 800)
+    masks = small.separator(torch.rand(2, 16, 30))
+    assert masks.shape == (2, 2, 16, 30)
+    torch.testing.assert_close(masks.sum(1), torch.ones(2, 16, 30))
+
+
+def test_conv2d_head_of_the_ablation_equals_toeplitz_head():
+    head = ToeplitzMaskHead(16, 2)
+    ref = run_bench.Conv2dMaskHead(head)
+    x = torch.randn(2, 16, 9)
+    torch.testing.assert_close(ref(x), head(x), rtol=1e-5, atol=1e-5)
+    # ...and the port's own head (padding N - N // 2 with kernel N + 1) has the same output size.
+    port = PortSeparator(n_filters=16, bn_chan=8, hid_chan=8, n_blocks=1, n_repeats=1)
+    assert port.mask_layer(x.unsqueeze(1)).shape == (2, 2, 16, 9)
+
+
+def test_variants_keep_the_output_of_ours():
+    torch.manual_seed(0)
+    ours = run_bench.build_model("ours", "tiny").eval()
+    wav = torch.randn(1, 1600)
+    with torch.no_grad():
+        ref = ours(wav)
+    for name in run_bench.ABLATIONS:
+        variant = run_bench.build_model(name, "tiny").eval()
+        variant.load_state_dict(ours.state_dict(), strict=False)
+        if name == "ours_conv2d_head":
+            head = ours.masker.head[1]
+            variant.masker.head[1] = run_bench.Conv2dMaskHead(head)
+        with torch.no_grad():
+            torch.testing.assert_close(variant(wav), ref, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_tiny_run_writes_records_and_tables(tmp_path, capsys):
+    out = tmp_path / "tiny.jsonl"
+    assert run_bench.main(["--device", "cpu", "--tiny", "--threads", "1", "--mem", "none",
+                           "--ablations", "--out", str(out)]) == 0
+    records = run_bench.load_records(out)
+    assert "meta" in records[0]
+    cases = [r for r in records if "model" in r]
+    assert not [r for r in cases if "error" in r]
+    got = {(r["task"], r["model"]) for r in cases}
+    for model in run_bench.MODELS:
+        assert ("step2", model) in got and ("infer", model) in got
+    assert ("step1", "ours") in got and ("step1", "port") in got and ("step1", "convtasnet") not in got
+    assert {("step2", name) for name in run_bench.ABLATIONS} <= got
+    assert all(r["step_s"] > 0 for r in cases)
+    assert all(r["rtf"] > 0 for r in cases if r["task"] == "infer")
+    micro = {r["task"] for r in records if "task" in r and "model" not in r}
+    assert micro == {"micro_depthwise", "micro_head", "micro_norm"}
+    printed = capsys.readouterr().out
+    for title in ("Training step", "Inference", "Variants of ours", "Latent targets", "Depthwise conv",
+                  "Mask head"):
+        assert title in printed
+    assert run_bench.main(["--table", str(out)]) == 0
+    assert "ours/port" in capsys.readouterr().out
+
+
+def test_cpu_memory_child(tmp_path):
+    spec = {"task": "step2", "model": "ours", "config": "tiny", "prec": "fp32", "batch": 2,
+            "seconds": 0.1, "sr": 8000, "steps": 1, "threads": 1}
+    res = run_bench.child_memory(spec)  # in-process
+    assert res["peak_rss_mib"] >= res["rss_before_mib"] > 0
+    res = run_bench.cpu_peak_delta_mib(dict(spec, task="infer", model="port", batch=1), timeout=300)
+    assert "mem_error" not in res, res
+    assert res["peak_delta_mib"] >= 0
+    json.dumps(res)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tiny_run_cuda_bf16(tmp_path):
+    out = tmp_path / "cuda.jsonl"
+    assert run_bench.main(["--device", "cuda", "--tiny", "--precisions", "bf16", "--tasks", "step2,infer",
+                           "--out", str(out)]) == 0
+    cases = [r for r in run_bench.load_records(out) if "model" in r]
+    assert cases and all("peak_delta_mib" in r for r in cases)
