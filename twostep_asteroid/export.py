@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Absolute tolerance used to validate exports against eager PyTorch.
+#: Tolerance used to validate exports against eager PyTorch, relative to the reference output's peak
+#: magnitude: ``max |export - eager| <= EXPORT_ATOL * max(1, max |eager|)``. Relative, because float32
+#: rounding scales with the signal. Measured (untrained small model, onnxruntime 1.32, opset 17): up to
+#: 7.8e-5 x peak; TorchScript: exact.
 EXPORT_ATOL = 1e-4
 DEFAULT_OPSET = 17
 
@@ -72,10 +75,12 @@ def _check(name, run, ref, atol):
     except Exception as exc:
         raise RuntimeError(f"{name} does not match eager PyTorch: it fails on a [2, {np.asarray(ref).shape[-1]}] "
                            f"input ({type(exc).__name__}: {' '.join(str(exc).split())[:400]})") from exc
-    err = float(np.max(np.abs(np.asarray(got) - np.asarray(ref)))) if np.asarray(ref).size else 0.0
-    if not np.isfinite(err) or err > atol or np.asarray(got).shape != np.asarray(ref).shape:
+    ref = np.asarray(ref)
+    err = float(np.max(np.abs(np.asarray(got) - ref))) if ref.size else 0.0
+    bound = atol * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
+    if not np.isfinite(err) or err > bound or np.asarray(got).shape != ref.shape:
         raise RuntimeError(f"{name} does not match eager PyTorch: shape {np.asarray(got).shape} vs "
-                           f"{np.asarray(ref).shape}, max abs diff {err:.3g} > {atol}")
+                           f"{ref.shape}, max abs diff {err:.3g} > {bound:.3g} ({atol} x peak)")
     return err
 
 
