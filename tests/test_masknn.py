@@ -70,3 +70,85 @@ def test_unknown_options_are_refused():
         TDCN(16, 2, mask_head="conv2d")
     with pytest.raises(ValueError, match="impl"):
         DilatedDepthwiseConv1d(4, 3, impl="fast")
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 40), (1, 5, 3, 7)])
+def test_fused_gln_matches_asteroid_globln(shape):
+    from asteroid.masknn.norms import GlobLN
+
+    from twostep_asteroid.masknn import GlobalLayerNorm
+
+    ref = GlobLN(shape[1])
+    ours = GlobalLayerNorm(shape[1])
+    with torch.no_grad():  # non-trivial gain and bias
+        ref.gamma.copy_(torch.randn(shape[1]))
+        ref.beta.copy_(torch.randn(shape[1]))
+    assert set(ours.state_dict()) == set(ref.state_dict()) == {"gamma", "beta"}
+    ours.load_state_dict(ref.state_dict())
+    x = (3 * torch.randn(*shape) + 1).requires_grad_(True)
+    y_ref, y_ours = ref(x), ours(x)
+    torch.testing.assert_close(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+    g_ref = torch.autograd.grad(y_ref.sin().sum(), [x, ref.gamma, ref.beta])
+    g_ours = torch.autograd.grad(y_ours.sin().sum(), [x, ours.gamma, ours.beta])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_tdcn_uses_fused_gln_only_for_gln():
+    from asteroid.masknn.norms import CumLN
+
+    from twostep_asteroid.masknn import GlobalLayerNorm
+
+    gln = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12)
+    assert isinstance(gln.input_norm, GlobalLayerNorm)
+    assert isinstance(gln.blocks[0].dw_norm, GlobalLayerNorm)
+    cum = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12, norm_type="cgLN")
+    assert isinstance(cum.blocks[0].in_norm, CumLN)
+
+
+def test_tdcn_state_dict_keys_are_those_of_the_asteroid_norm_layout():
+    """Checkpoints written before the fused gLN (asteroid GlobLN, same keys) still load."""
+    from asteroid.masknn.norms import GlobLN
+
+    masker = TDCN(16, 2, n_blocks=2, n_repeats=2, bn_chan=8, hid_chan=12)
+    old = TDCN(16, 2, n_blocks=2, n_repeats=2, bn_chan=8, hid_chan=12)
+    old.input_norm = GlobLN(16)
+    for block in old.blocks:
+        block.in_norm, block.dw_norm = GlobLN(12), GlobLN(12)
+    assert list(masker.state_dict()) == list(old.state_dict())
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    masker.load_state_dict(old.state_dict())
+    x = torch.rand(2, 16, 40)
+    torch.testing.assert_close(masker(x), old(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_auto_depthwise_equals_conv_reference_in_full_masker(training):
+    """The default masker (auto depthwise impl, fused gLN, Toeplitz head) against the
+    straightforward reference (F.conv1d everywhere) on random inputs, outputs and gradients."""
+    fast = TDCN(16, 2, n_blocks=4, n_repeats=2, bn_chan=8, hid_chan=12, conv_impl="auto")
+    ref = TDCN(16, 2, n_blocks=4, n_repeats=2, bn_chan=8, hid_chan=12, conv_impl="conv")
+    ref.load_state_dict(fast.state_dict())
+    x = torch.rand(2, 16, 50)
+    if training:
+        y_fast, y_ref = fast(x), ref(x)
+        torch.testing.assert_close(y_fast, y_ref, rtol=1e-5, atol=1e-6)
+        g_fast = torch.autograd.grad((y_fast * x.unsqueeze(1)).sum(), list(fast.parameters()))
+        g_ref = torch.autograd.grad((y_ref * x.unsqueeze(1)).sum(), list(ref.parameters()))
+        for a, b in zip(g_fast, g_ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    else:
+        with torch.inference_mode():
+            torch.testing.assert_close(fast(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
+def test_auto_rule():
+    conv = DilatedDepthwiseConv1d(4, 3, 1)
+    dil = DilatedDepthwiseConv1d(4, 3, 4)
+    x = torch.randn(1, 4, 10)
+    assert not conv._use_shift(x)
+    assert dil._use_shift(x)
+    with torch.no_grad():
+        assert not dil._use_shift(x)

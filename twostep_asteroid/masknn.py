@@ -10,14 +10,48 @@ from torch import nn
 from asteroid.masknn import norms
 
 
+class GlobalLayerNorm(nn.Module):
+    """Global layer norm (gLN), numerically Asteroid's :class:`~asteroid.masknn.norms.GlobLN`.
+
+    gLN normalises each example over channels and frames, then applies a per-channel gain and bias:
+    exactly ``GroupNorm`` with one group. ``F.group_norm`` runs it as one fused kernel (forward and
+    backward) and saves only the input and two scalars per example, where ``GlobLN`` composes
+    mean/var/sub/div and a transposed affine (non-contiguous output, about five saved full-size
+    tensors). Same parameters (``gamma``, ``beta``) and state-dict keys as ``GlobLN``.
+
+    Args:
+        channel_size (int): Number of channels.
+        eps (float): Added to the variance (Asteroid's default, ``1e-8``).
+    """
+
+    def __init__(self, channel_size, eps=1e-8):
+        super().__init__()
+        self.channel_size = channel_size
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(channel_size))
+        self.beta = nn.Parameter(torch.zeros(channel_size))
+
+    def forward(self, x):
+        return F.group_norm(x, 1, self.gamma, self.beta, self.eps)
+
+
+def make_norm(norm_type, channels):
+    """``"gLN"`` -> :class:`GlobalLayerNorm` (fused); any other Asteroid norm name -> ``norms.get``."""
+    if norm_type in ("gLN", "GlobLN"):
+        return GlobalLayerNorm(channels)
+    return norms.get(norm_type)(channels)
+
+
 class DilatedDepthwiseConv1d(nn.Module):
     """Depthwise ``Conv1d`` with "same" (non-causal) padding and a fast CPU path.
 
-    On CPU, PyTorch's dilated depthwise ``conv1d`` backward is slow. The same maths as a sum of
-    ``kernel_size`` shifted, channel-scaled slices uses only elementwise kernels; on 2 cores
-    (torch 2.9.1) it made forward+backward about 1.5-2x faster for dilations > 1, but slower for
-    dilation 1 and for inference, where ``conv1d`` wins. ``"auto"`` therefore takes the slices only
-    on CPU, with grad enabled and dilation > 1; ``F.conv1d`` everywhere else (GPU, export).
+    On CPU, PyTorch's dilated depthwise ``conv1d`` backward runs as many small OpenMP parallel
+    regions: with 2 threads on 2 busy cores one call at ``[4, 512, 3200]`` took from 0.16 s to
+    16 s (0.1 s with one thread). The same maths as a sum of ``kernel_size`` shifted, channel-scaled
+    slices uses a few large elementwise kernels and stays at ~0.4 s. ``conv1d`` still wins at
+    dilation 1 (mkldnn path; 0.19 vs 0.37 s) and in inference at every dilation (2-3x). ``"auto"``
+    therefore takes the slices only on CPU, with grad enabled and dilation > 1, and ``F.conv1d``
+    everywhere else (GPU, inference, export). Evidence: ``bench/README.md``.
 
     Args:
         channels (int): Number of channels (one filter each).
@@ -83,10 +117,10 @@ class TDCNBlock(nn.Module):
         super().__init__()
         self.in_conv = nn.Conv1d(bn_chan, hid_chan, 1)
         self.in_act = nn.PReLU()
-        self.in_norm = norms.get(norm_type)(hid_chan)
+        self.in_norm = make_norm(norm_type, hid_chan)
         self.depthwise = DilatedDepthwiseConv1d(hid_chan, kernel_size, dilation, impl=conv_impl)
         self.dw_act = nn.PReLU()
-        self.dw_norm = norms.get(norm_type)(hid_chan)
+        self.dw_norm = make_norm(norm_type, hid_chan)
         self.out_conv = nn.Conv1d(hid_chan, bn_chan, 1)
 
     def forward(self, x):
@@ -183,7 +217,7 @@ class TDCN(nn.Module):
         self.mask_head = mask_head
         self.conv_impl = conv_impl
 
-        self.input_norm = norms.get(norm_type)(in_chan)
+        self.input_norm = make_norm(norm_type, in_chan)
         self.bottleneck = nn.Conv1d(in_chan, bn_chan, 1)
         self.blocks = nn.ModuleList(
             TDCNBlock(bn_chan, hid_chan, conv_kernel_size, 2**x, norm_type, conv_impl)
