@@ -152,3 +152,12 @@ def test_auto_rule():
     assert dil._use_shift(x)
     with torch.no_grad():
         assert not dil._use_shift(x)
+
+
+def test_gln_elementwise_path_equals_group_norm():
+    from twostep_asteroid.masknn import GlobalLayerNorm
+
+    x = torch.randn(3, 6, 50) * 4 + 1
+    gamma, beta = torch.rand(6) + 0.5, torch.randn(6)
+    torch.testing.assert_close(GlobalLayerNorm.elementwise(x, gamma, beta, 1e-8),
+                               torch.nn.functional.group_norm(x, 1, gamma, beta, 1e-8), rtol=1e-5, atol=1e-5)

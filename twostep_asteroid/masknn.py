@@ -32,7 +32,20 @@ class GlobalLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channel_size))
 
     def forward(self, x):
-        return F.group_norm(x, 1, self.gamma, self.beta, self.eps)
+        if x.device.type == "cpu":
+            return F.group_norm(x, 1, self.gamma, self.beta, self.eps)
+        # On CUDA, group_norm with a single group over channels x frames is very slow (H200, 60 s
+        # mixture at paper size: 1279 ms against 51 ms for these elementwise ops), so the plain maths.
+        return self.elementwise(x, self.gamma, self.beta, self.eps)
+
+    @staticmethod
+    def elementwise(x, gamma, beta, eps):
+        """gLN as elementwise ops (the path used off CPU); equal to ``F.group_norm(x, 1, ...)``."""
+        dims = tuple(range(1, x.ndim))
+        mean = x.mean(dim=dims, keepdim=True)
+        var = (x - mean).square().mean(dim=dims, keepdim=True)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return (x - mean) / (var + eps).sqrt() * gamma.reshape(shape) + beta.reshape(shape)
 
 
 def make_norm(norm_type, channels):
