@@ -7,7 +7,6 @@
 """
 import argparse
 import csv
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
+from .data.audio_io import atomic_write_json, atomic_write_text
 from .targets import stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.evaluate")
@@ -131,8 +131,8 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "utt_id"}
     means["n_utterances"] = len(rows)
     write_csv(rows, out_dir / "metrics.csv")
-    _atomic_text(json.dumps(means, indent=2), out_dir / "results.json")
-    _atomic_text(results_markdown(means), out_dir / "results.md")
+    atomic_write_json(out_dir / "results.json", means)
+    atomic_write_text(out_dir / "results.md", results_markdown(means))
     plot_report(model, [r["si_sdr_imp"] for r in rows], out_dir / "report.png")
     return means
 
@@ -143,12 +143,6 @@ def write_csv(rows, path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _atomic_text(text, path):
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -378,18 +378,6 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     return "\n".join(lines)
 
 
-def _atomic_write_text(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc-by-sa-4.0",
                     extra_infos=None, repo_id=None, description=None):
     """Write a folder ready for the Hub: ``config.json``, ``model.safetensors`` and ``README.md``.

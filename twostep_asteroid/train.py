@@ -23,6 +23,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, load_config, save_config
+from .data.audio_io import atomic_write_json
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss
 from .models import TwoStepFrontEnd, TwoStepTDCN
@@ -63,13 +64,6 @@ def atomic_torch_save(obj, path):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_json(obj, path):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
     os.replace(tmp, path)
 
 
@@ -205,7 +199,7 @@ def _scheduler(conf, stage_conf, optimizer):
 def _finish(exp_dir, model, summary, trainer):
     if trainer.is_global_zero:
         atomic_torch_save(model.serialize(), Path(exp_dir) / "best.pth")
-        atomic_json(summary, Path(exp_dir) / "summary.json")
+        atomic_write_json(Path(exp_dir) / "summary.json", summary)
         (Path(exp_dir) / DONE).write_text(json.dumps({"finished": time.time()}))
     trainer.strategy.barrier("finish")
 
