@@ -10,6 +10,23 @@ Both are deterministic given ``seed``, the epoch (:meth:`set_epoch`) and the ind
 number of DataLoader workers. Call ``set_epoch(epoch)`` at the start of each epoch (e.g. from the
 LightningModule's ``on_train_epoch_start``) to get new crops/mixtures each epoch; with
 ``persistent_workers=True`` the workers keep the epoch they were started with.
+
+Every file is checked as it is read (header and the samples already in memory, so it stays cheap
+in DataLoader workers); a bad file raises :class:`~.audio_io.AudioError` with a message of the form
+``"<path>: <problem>. <fix>"``:
+
+* unreadable/corrupt, or not as long as its manifest says (truncated or replaced);
+* a sample rate other than the corpus's, or more than one channel (corpora must be mono);
+* NaN or Inf samples.
+
+An all-zero source (every sample below ``SILENT_PEAK``, i.e. zero once written as 16-bit PCM) makes
+SI-SDR meaningless: Asteroid's SI-SDR does not return NaN for it (its ``EPS`` gives -80 dB, a
+constant with zero gradient), but that constant would pollute the loss and the metrics. Training
+items (a ``segment`` is set) with such a source are skipped: replaced by another item drawn
+deterministically (static mixtures) or redrawn (dynamic mixing), counted, and logged with the file
+name. Whole-utterance items (``segment=None``: validation, evaluation) keep their index, since
+evaluation names results by it: they are kept, counted and logged. The counts are shared with the
+DataLoader workers (:meth:`counts`) and summarised at each :func:`set_epoch`.
 """
 from __future__ import annotations
 
@@ -27,9 +44,13 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from .audio_io import AudioError, MultichannelError
+
 log = logging.getLogger(__name__)
 
 CLIP_PEAK = 0.9
+SILENT_PEAK = 2.0 ** -16  # below half a 16-bit step: the source is all zeros as 16-bit PCM
+MAX_REDRAWS = 20          # replacement items tried for a training item with an all-zero source
 
 
 def _src_names(n_src: int) -> List[str]:
@@ -68,11 +89,110 @@ def validate_manifests(json_dir, n_src: int = 2, check_files: bool = False):
     return mix, sources
 
 
-def _read(path: str, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
-    x, _ = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=False)
-    if x.ndim > 1:
-        x = x.mean(axis=1)
-    return x.astype(np.float32, copy=False)
+def _fix_hint(json_dir) -> str:
+    """How to repair a bad file of the corpus whose manifests are in ``json_dir``."""
+    jd = Path(json_dir)
+    root = jd.parent.parent if jd.parent.name == "json" else jd.parent
+    if (root / ".done").is_file():
+        return (f"Or rebuild the corpus: delete {root / '.done'} and rerun data preparation "
+                "(./run.sh --stage 0 --stop_stage 0)")
+    return f"Or remove its entry from the manifests in {jd}"
+
+
+def read_checked(path: str, n_expected: int, start: int = 0, stop: Optional[int] = None, *,
+                 sample_rate: int, manifest: str = "the manifest", fix: str = "") -> np.ndarray:
+    """Samples ``[start, stop)`` of a corpus file, as float32 mono, after checking it.
+
+    The header gives the rate, the channel count and the length (compared with ``n_expected``, the
+    manifest's); the samples read are checked for NaN/Inf. Raises :class:`AudioError`
+    (:class:`MultichannelError` for more than one channel) with ``"<path>: <problem>. <fix>"``;
+    ``fix`` (from :func:`_fix_hint`) is the alternative to replacing the file.
+    """
+    fix = fix or f"Or remove its entry from {manifest}"
+    replace = f"Replace it with a good copy. {fix}."
+    try:
+        with sf.SoundFile(path) as f:
+            sr, channels, frames = f.samplerate, f.channels, f.frames
+            if sr != sample_rate:
+                raise AudioError(
+                    f"{path}: sample rate {sr} Hz, the corpus is read at {sample_rate} Hz. If the "
+                    f"whole corpus is at {sr} Hz, set data.sample_rate: {sr}; otherwise resample "
+                    f"this file (e.g. `sox in.wav -r {sample_rate} out.wav`). {fix}.")
+            if channels != 1:
+                raise MultichannelError(
+                    f"{path}: {channels} channels, corpus files must be mono. Convert it to mono "
+                    f"(e.g. `sox in.wav -c 1 out.wav` averages the channels). {fix}.")
+            if frames != n_expected:
+                raise AudioError(
+                    f"{path}: {frames} samples, {manifest} lists {n_expected} (truncated, or "
+                    f"replaced after the manifest was written). {replace}")
+            stop = frames if stop is None else stop
+            if start:
+                f.seek(start)
+            x = f.read(stop - start, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as err:  # libsndfile: LibsndfileError/RuntimeError; missing file: OSError
+        if not os.path.exists(path):
+            raise AudioError(f"{path}: file not found (listed in {manifest}). {replace}") from err
+        raise AudioError(f"{path}: unreadable or corrupt audio ({err}). {replace}") from err
+    if len(x) != stop - start:
+        raise AudioError(f"{path}: {len(x)} samples read where {stop - start} were expected "
+                         f"from sample {start} (truncated file). {replace}")
+    x = x[:, 0]
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise AudioError(f"{path}: {len(bad)} NaN/Inf sample(s) (first at sample {start + bad[0]}). "
+                         f"{replace}")
+    return np.ascontiguousarray(x)
+
+
+def is_silent(x: np.ndarray) -> bool:
+    """All samples below ``SILENT_PEAK`` (a source SI-SDR cannot be measured against)."""
+    return x.size == 0 or float(np.max(np.abs(x))) < SILENT_PEAK
+
+
+class ItemCounts:
+    """Counters of what the dataset did with bad items, shared with the DataLoader workers (a small
+    shared-memory tensor, one row per process: no lost updates), so that the main process can report
+    what its workers skipped."""
+
+    KEYS = ("silent_skipped", "silent_kept")
+    ROWS = 65  # the main process + up to 64 workers (worker ids wrap around beyond)
+
+    def __init__(self):
+        self.table = torch.zeros(self.ROWS, len(self.KEYS), dtype=torch.int64).share_memory_()
+        self._reported = None
+
+    def add(self, key: str, n: int = 1):
+        info = torch.utils.data.get_worker_info()
+        row = 0 if info is None else 1 + info.id % (self.ROWS - 1)
+        self.table[row, self.KEYS.index(key)] += n
+
+    def totals(self) -> Dict[str, int]:
+        return {k: int(v) for k, v in zip(self.KEYS, self.table.sum(0).tolist())}
+
+    def report(self, where):
+        """Log the totals if they changed since the last report (call from the main process)."""
+        tot = self.totals()
+        if any(tot.values()) and tot != self._reported:
+            log.warning("%s: so far %d item(s) skipped and %d kept because a source is all-zero "
+                        "(the files are named in the warnings above).", where,
+                        tot["silent_skipped"], tot["silent_kept"])
+        self._reported = tot
+
+
+class _WarnOnce:
+    """Log each bad file once per process (the counts still count every occurrence)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, key, message, *args):
+        if key not in self.seen:
+            self.seen.add(key)
+            log.warning(message, *args)
 
 
 def _corpus_infos(json_dir) -> Optional[dict]:
@@ -130,24 +250,75 @@ def _make_manifest_class():
                 log.info("%s: %d of %d mixtures are shorter than the %.2f s segment; they are "
                          "zero-padded at the end (not dropped).", json_dir, self.n_padded,
                          len(self.mix), segment)
+            jd = Path(json_dir)
+            self._manifests = [str(jd / "mix.json")] + [str(jd / f"{s}.json")
+                                                        for s in _src_names(n_src)]
+            self._fix = _fix_hint(jd)
+            self.item_counts = ItemCounts()
+            self._warn = _WarnOnce()
 
         def set_epoch(self, epoch: int):
             self.epoch = int(epoch)
+            self.item_counts.report(self.json_dir)
 
-        def _rng(self, idx):
-            return np.random.default_rng([self.seed, self.epoch, int(idx)])
+        def counts(self) -> Dict[str, int]:
+            """What was done to this dataset's items, all DataLoader workers included:
+            ``padded`` (mixtures shorter than the segment, from the manifest), ``silent_skipped``
+            and ``silent_kept`` (items read with an all-zero source)."""
+            return {"padded": self.n_padded, **self.item_counts.totals()}
 
-        def __getitem__(self, idx):
+        def _rng(self, idx, attempt=0):
+            key = [self.seed, self.epoch, int(idx)] + ([attempt] if attempt else [])
+            return np.random.default_rng(key)
+
+        def _read_item(self, idx, rng):
             n = int(self.mix[idx][1])
             if self.like_test:
                 start, stop = 0, None
             elif n > self.seg_len:
-                start = int(self._rng(idx).integers(0, n - self.seg_len + 1))
+                start = int(rng.integers(0, n - self.seg_len + 1))
                 stop = start + self.seg_len
             else:
                 start, stop = 0, None
-            x = _read(self.mix[idx][0], start, stop)
-            srcs = [_read(src[idx][0], start, stop) for src in self.sources]
+            lists = [self.mix] + list(self.sources)
+            x, *srcs = [read_checked(lst[idx][0], int(lst[idx][1]), start, stop,
+                                     sample_rate=self.sample_rate, manifest=man, fix=self._fix)
+                        for lst, man in zip(lists, self._manifests)]
+            return x, srcs
+
+        def _silent(self, srcs, idx):
+            """Path of the first all-zero source of item ``idx`` (None if there is none)."""
+            for k, s in enumerate(srcs):
+                if is_silent(s):
+                    return self.sources[k][idx][0]
+            return None
+
+        def __getitem__(self, idx):
+            x, srcs = self._read_item(idx, self._rng(idx))
+            silent = self._silent(srcs, idx)
+            if silent is not None and self.like_test:
+                # Whole utterances (validation, evaluation): results are named by index, so the
+                # item is kept; Asteroid's SI-SDR gives a finite -80 dB against it.
+                self.item_counts.add("silent_kept")
+                self._warn(silent, "%s: all-zero source (item %d of %s): kept, but SI-SDR against "
+                           "it is meaningless (-80 dB). Remove this mixture from the manifests or "
+                           "replace the file.", silent, idx, self.json_dir)
+            first, tried = idx, 0
+            while silent is not None and not self.like_test:
+                self.item_counts.add("silent_skipped")
+                self._warn(silent, "%s: all-zero source (item %d of %s): item skipped (replaced "
+                           "by another mixture) and counted. Remove this mixture from the "
+                           "manifests or replace the file.", silent, idx, self.json_dir)
+                tried += 1
+                if tried > MAX_REDRAWS:
+                    raise AudioError(
+                        f"{silent}: all-zero source, and so were the {MAX_REDRAWS} items drawn to "
+                        f"replace item {first} of {self.json_dir}. Check the corpus: too many "
+                        "sources are silent.")
+                rng = self._rng(first, tried)
+                idx = int(rng.integers(len(self.mix)))
+                x, srcs = self._read_item(idx, rng)
+                silent = self._silent(srcs, idx)
             if not self.like_test and len(x) < self.seg_len:
                 pad = self.seg_len - len(x)
                 x = np.pad(x, (0, pad))
@@ -192,6 +363,10 @@ class DynamicMixingDataset(Dataset):
     ``n_items``: items per epoch (default: the number of static mixtures in ``mix.json`` of the
     same folder, else the number of utterances). Items are deterministic given
     ``(seed, epoch, idx)``; call :meth:`set_epoch` each epoch to get new mixtures.
+
+    Utterances shorter than the segment are counted (``n_short``) and logged at construction. An
+    item whose crop of some utterance is all-zero is redrawn (up to ``MAX_REDRAWS`` times),
+    counted (:meth:`counts`) and the file logged.
     """
 
     dataset_name = "dynamic-mix"
@@ -233,32 +408,53 @@ class DynamicMixingDataset(Dataset):
             mix_json = jd / "mix.json"
             n_items = len(_load_json(mix_json, "mixture")) if mix_json.is_file() else len(utts)
         self.n_items = int(n_items)
+        self._manifest = str(jd / "utterances.json")
+        self._fix = _fix_hint(jd)
+        self.n_short = 0 if self.seg_len is None else sum(
+            1 for u in utts if int(u["n_samples"]) < self.seg_len)
+        if self.n_short:
+            log.info("%s: %d of %d utterances are shorter than the %.2f s segment; items using "
+                     "them are %s (not dropped).", self._manifest, self.n_short, len(utts), segment,
+                     "zero-padded at the end" if fill == "pad"
+                     else "filled with more utterances of the same speaker")
+        self.item_counts = ItemCounts()
+        self._warn = _WarnOnce()
 
     def __len__(self):
         return self.n_items
 
     def set_epoch(self, epoch: int):
         self.epoch = int(epoch)
+        self.item_counts.report(self.json_dir)
 
-    def _rng(self, idx):
-        return np.random.default_rng([self.seed, self.epoch, int(idx)])
+    def counts(self) -> Dict[str, int]:
+        """``short_utterances`` (pool utterances shorter than the segment) and ``silent_skipped``
+        (items redrawn for an all-zero source), all DataLoader workers included."""
+        return {"short_utterances": self.n_short, **self.item_counts.totals()}
+
+    def _rng(self, idx, attempt=0):
+        return np.random.default_rng([self.seed, self.epoch, int(idx)] + ([attempt] if attempt else []))
+
+    def _read(self, u, start=0, stop=None):
+        return read_checked(u["path"], int(u["n_samples"]), start, stop,
+                            sample_rate=self.sample_rate, manifest=self._manifest, fix=self._fix)
 
     def _crop(self, rng, u, length):
         n = int(u["n_samples"])
         if length is None or n <= length:
-            return _read(u["path"])
+            return self._read(u)
         start = int(rng.integers(0, n - length + 1))
-        return _read(u["path"], start, start + length)
+        return self._read(u, start, start + length)
 
     def _concat(self, rng, spk, first, length):
         """Utterances of ``spk`` (starting with ``first``) joined until ``length`` samples, then a
         random crop of ``length``."""
-        parts, total = [_read(first["path"])], int(first["n_samples"])
+        parts, total = [self._read(first)], int(first["n_samples"])
         pool = self.by_spk[spk]
         while total < length:
             gap = np.zeros(int(rng.uniform(0.1, 0.3) * self.sample_rate), np.float32)
             nxt = pool[int(rng.integers(len(pool)))]
-            parts += [gap, _read(nxt["path"])]
+            parts += [gap, self._read(nxt)]
             total += len(gap) + int(nxt["n_samples"])
         x = np.concatenate(parts)
         start = int(rng.integers(0, len(x) - length + 1))
@@ -269,7 +465,20 @@ class DynamicMixingDataset(Dataset):
             idx += len(self)
         if not 0 <= idx < len(self):
             raise IndexError(idx)
-        rng = self._rng(idx)
+        for attempt in range(MAX_REDRAWS + 1):
+            item, silent = self._draw(self._rng(idx, attempt))
+            if silent is None:
+                return item
+            self.item_counts.add("silent_skipped")
+            self._warn(silent, "%s: all-zero source (item %d of %s): item redrawn and counted. "
+                       "Remove the utterance from %s or replace the file.", silent, idx,
+                       self.json_dir, self._manifest)
+        raise AudioError(f"{silent}: all-zero source, and so were the {MAX_REDRAWS} redraws of "
+                         f"item {idx} of {self.json_dir}. Check the utterance pool: too many "
+                         "utterances are silent.")
+
+    def _draw(self, rng):
+        """One item from ``rng``; ``(item, None)``, or ``(None, path)`` if a crop is all-zero."""
         spks = rng.choice(len(self.speakers), size=self.n_src, replace=False, p=self.spk_p)
         chosen = []
         for k in spks:
@@ -281,6 +490,9 @@ class DynamicMixingDataset(Dataset):
             srcs = [self._crop(rng, u, self.seg_len) for _, u in chosen]
             n = min(len(s) for s in srcs)
             srcs = [s[:n] for s in srcs]
+        for (_, u), s in zip(chosen, srcs):
+            if is_silent(s):
+                return None, u["path"]
         # gains
         r = float(rng.uniform(0.0, self.max_snr_db))
         gains = [r / 2.0, -r / 2.0] + [float(rng.uniform(-self.max_snr_db / 2, self.max_snr_db / 2))
@@ -298,7 +510,7 @@ class DynamicMixingDataset(Dataset):
         if peak > CLIP_PEAK:
             sources = (sources * np.float32(CLIP_PEAK / peak)).astype(np.float32)
             mix = sources.sum(axis=0, dtype=np.float32)
-        return torch.from_numpy(mix), torch.from_numpy(sources)
+        return (torch.from_numpy(mix), torch.from_numpy(sources)), None
 
     def item_info(self, idx) -> dict:
         """Which speakers/utterances item ``idx`` uses at the current epoch (for checks)."""
