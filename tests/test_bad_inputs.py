@@ -361,6 +361,9 @@ def test_cli_downmixes_stereo_with_a_notice_and_skips_bad_files(tmp_path, model_
     sf.write(inp / "short.wav", x, SR)
     _truncate(inp / "short.wav")  # a truncated wav is still readable: separated as it is
     (inp / "header_only.wav").write_bytes((inp / "short.wav").read_bytes()[:44])
+    nan = x.copy()
+    nan[1000] = np.nan
+    sf.write(inp / "nan.wav", nan, SR, subtype="FLOAT")
     out = tmp_path / "out"
     code = separate_main([str(inp), "--model", model_dir, "--out_dir", str(out), "--quiet", "--device", "cpu"])
     err = capsys.readouterr().err
@@ -368,7 +371,9 @@ def test_cli_downmixes_stereo_with_a_notice_and_skips_bad_files(tmp_path, model_
     assert f"{inp / 'stereo.wav'}: 2 channels, downmixed to mono (channel mean) before separation." in err
     assert f"Skipped {inp / 'corrupt.wav'}: cannot read {inp / 'corrupt.wav'} as audio" in err
     assert f"Skipped {inp / 'header_only.wav'}: {inp / 'header_only.wav'} holds no audio samples" in err
-    assert "2 file(s) failed:" in err
+    assert (f"Skipped {inp / 'nan.wav'}: {inp / 'nan.wav'}: 1 NaN/Inf sample(s) from sample 1000 on; "
+            "nothing written. Repair or re-export the file.") in err
+    assert "3 file(s) failed:" in err
     assert sorted(os.listdir(out)) == ["short_s1.wav", "short_s2.wav", "stereo_s1.wav", "stereo_s2.wav"]
     assert sf.info(str(out / "stereo_s1.wav")).channels == 1
 
@@ -413,3 +418,16 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert json.loads(target.read_text()) == [["a.wav", 1]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.json"]
+
+
+def test_run_sh_bad_override_leaves_no_experiment_folder(tmp_path):
+    """run.sh validates the configuration (with its overrides) before creating exp/<tag>/."""
+    import subprocess
+
+    recipe = Path(__file__).resolve().parents[1] / "egs" / "wsj0-2mix" / "twostep"
+    proc = subprocess.run(["./run.sh", "--stage", "0", "--stop_stage", "0", "--exp_root", str(tmp_path / "exp"),
+                           "--data_root", str(tmp_path / "data"), "--overrides", "step2.max_stepz=3"],
+                          cwd=recipe, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Unknown key step2.max_stepz" in proc.stderr
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()

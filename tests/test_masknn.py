@@ -65,6 +65,27 @@ def test_get_config_rebuilds_the_same_masker():
     torch.testing.assert_close(clone(x), masker(x))
 
 
+def test_skip_connections_feed_the_head_with_the_sum_of_block_skips():
+    torch.manual_seed(0)
+    masker = TDCN(16, 2, n_blocks=3, n_repeats=1, bn_chan=8, hid_chan=12, mask_head="dense", skip_chan=6)
+    assert masker.head.in_channels == 6 and all(b.skip_conv.out_channels == 6 for b in masker.blocks)
+    clone = TDCN(**masker.get_config())
+    clone.load_state_dict(masker.state_dict())
+    x = torch.rand(2, 16, 20)
+    torch.testing.assert_close(clone(x), masker(x))
+    # Reference: the sum of the skips, computed block by block.
+    h = masker.bottleneck(masker.input_norm(x))
+    skips = 0
+    for block in masker.blocks:
+        h, skip = block(h)
+        skips = skips + skip
+    scores = masker.head(masker.output_act(skips)).reshape(2, 2, 16, 20)
+    torch.testing.assert_close(masker(x), torch.softmax(scores, 1))
+    with torch.no_grad():
+        masker.blocks[-1].skip_conv.weight.add_(1.0)
+    assert not torch.allclose(masker(x), clone(x))
+
+
 def test_unknown_options_are_refused():
     with pytest.raises(ValueError, match="mask_head"):
         TDCN(16, 2, mask_head="conv2d")

@@ -44,6 +44,7 @@ DEFAULTS = {
         "conv_kernel_size": 3,
         "norm_type": "gLN",
         "mask_head": "dense",
+        "skip_chan": 0,               # 0: the paper's TDCN (residual only); >0: Conv-TasNet skips
     },
     "step2": {
         "batch_size": 4,

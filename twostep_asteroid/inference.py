@@ -445,7 +445,15 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
             written += n
 
         try:
+            read = 0
             for data in reader.blocks(blocksize=block, dtype="float32", always_2d=True):
+                bad = ~np.isfinite(data).all(axis=1)
+                if bad.any():
+                    # One NaN would spread through every later chunk (norms, convolutions).
+                    raise AudioReadError(
+                        f"{in_path}: {int(bad.sum())} NaN/Inf sample(s) from sample "
+                        f"{read + int(np.flatnonzero(bad)[0])} on; nothing written. Repair or re-export the file.")
+                read += len(data)
                 mono = data.mean(axis=1) if channels > 1 else data[:, 0]
                 if down is not None:
                     mono = down.resample_chunk(np.ascontiguousarray(mono))

@@ -124,9 +124,11 @@ class TDCNBlock(nn.Module):
         dilation (int): Dilation of the depthwise conv.
         norm_type (str): Asteroid norm name (``"gLN"``, ``"cLN"``, ``"BN"``...).
         conv_impl (str): See :class:`DilatedDepthwiseConv1d`.
+        skip_chan (int): Skip-connection channels; 0 (default) for none.
     """
 
-    def __init__(self, bn_chan, hid_chan, kernel_size, dilation, norm_type="gLN", conv_impl="auto"):
+    def __init__(self, bn_chan, hid_chan, kernel_size, dilation, norm_type="gLN", conv_impl="auto",
+                 skip_chan=0):
         super().__init__()
         self.in_conv = nn.Conv1d(bn_chan, hid_chan, 1)
         self.in_act = nn.PReLU()
@@ -135,11 +137,15 @@ class TDCNBlock(nn.Module):
         self.dw_act = nn.PReLU()
         self.dw_norm = make_norm(norm_type, hid_chan)
         self.out_conv = nn.Conv1d(hid_chan, bn_chan, 1)
+        self.skip_conv = nn.Conv1d(hid_chan, skip_chan, 1) if skip_chan else None
 
     def forward(self, x):
+        """``[batch, B, frames]`` -> the residual output, or ``(residual, skip)`` with skip_chan."""
         y = self.in_norm(self.in_act(self.in_conv(x)))
         y = self.dw_norm(self.dw_act(self.depthwise(y)))
-        return x + self.out_conv(y)
+        if self.skip_conv is None:
+            return x + self.out_conv(y)
+        return x + self.out_conv(y), self.skip_conv(y)
 
 
 class ToeplitzMaskHead(nn.Module):
@@ -206,6 +212,8 @@ class TDCN(nn.Module):
         mask_head (str): ``"toeplitz"`` (paper: 1x1 B->N, then a banded kernel over the bases per
             source, see :class:`ToeplitzMaskHead`) or ``"dense"`` (Conv-TasNet's 1x1 B->C*N).
         conv_impl (str): See :class:`DilatedDepthwiseConv1d`.
+        skip_chan (int): 0 (default, the paper's TDCN: residual paths only) or the channels of
+            Conv-TasNet-style skip connections, whose sum feeds the mask head.
 
     References
         Tzinis et al., ICASSP 2020 (arXiv:1910.09804); Luo & Mesgarani, "Conv-TasNet", TASLP 2019.
@@ -213,7 +221,7 @@ class TDCN(nn.Module):
 
     def __init__(self, in_chan, n_src, out_chan=None, n_blocks=8, n_repeats=4, bn_chan=256,
                  hid_chan=512, conv_kernel_size=3, norm_type="gLN", mask_act="softmax",
-                 mask_head="toeplitz", conv_impl="auto"):
+                 mask_head="toeplitz", conv_impl="auto", skip_chan=0):
         super().__init__()
         if mask_head not in ("toeplitz", "dense"):
             raise ValueError(f"mask_head must be 'toeplitz' or 'dense', got {mask_head!r}")
@@ -229,20 +237,22 @@ class TDCN(nn.Module):
         self.mask_act = mask_act
         self.mask_head = mask_head
         self.conv_impl = conv_impl
+        self.skip_chan = skip_chan
 
         self.input_norm = make_norm(norm_type, in_chan)
         self.bottleneck = nn.Conv1d(in_chan, bn_chan, 1)
         self.blocks = nn.ModuleList(
-            TDCNBlock(bn_chan, hid_chan, conv_kernel_size, 2**x, norm_type, conv_impl)
+            TDCNBlock(bn_chan, hid_chan, conv_kernel_size, 2**x, norm_type, conv_impl, skip_chan)
             for _ in range(n_repeats)
             for x in range(n_blocks)
         )
         self.output_act = nn.PReLU()
+        head_in = skip_chan if skip_chan else bn_chan
         if mask_head == "toeplitz":
-            self.head = nn.Sequential(nn.Conv1d(bn_chan, self.out_chan, 1),
+            self.head = nn.Sequential(nn.Conv1d(head_in, self.out_chan, 1),
                                       ToeplitzMaskHead(self.out_chan, n_src))
         else:
-            self.head = nn.Conv1d(bn_chan, n_src * self.out_chan, 1)
+            self.head = nn.Conv1d(head_in, n_src * self.out_chan, 1)
 
     @property
     def dilations(self):
@@ -262,8 +272,15 @@ class TDCN(nn.Module):
             torch.Tensor: Masks ``[batch, n_src, out_chan, frames]``.
         """
         x = self.bottleneck(self.input_norm(mixture_w))
+        skip_sum = 0.0
         for block in self.blocks:
-            x = block(x)
+            if self.skip_chan:
+                x, skip = block(x)
+                skip_sum = skip_sum + skip
+            else:
+                x = block(x)
+        if self.skip_chan:
+            x = skip_sum
         scores = self.head(self.output_act(x))
         scores = scores.reshape(x.shape[0], self.n_src, self.out_chan, x.shape[-1])
         if self.mask_act == "softmax":
@@ -286,4 +303,5 @@ class TDCN(nn.Module):
             "mask_act": self.mask_act,
             "mask_head": self.mask_head,
             "conv_impl": self.conv_impl,
+            "skip_chan": self.skip_chan,
         }

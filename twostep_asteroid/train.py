@@ -23,7 +23,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, load_config, save_config
-from .data.audio_io import atomic_write_json
+from .data.audio_io import atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss
 from .models import TwoStepFrontEnd, TwoStepTDCN
@@ -200,7 +200,7 @@ def _finish(exp_dir, model, summary, trainer):
     if trainer.is_global_zero:
         atomic_torch_save(model.serialize(), Path(exp_dir) / "best.pth")
         atomic_write_json(Path(exp_dir) / "summary.json", summary)
-        (Path(exp_dir) / DONE).write_text(json.dumps({"finished": time.time()}))
+        atomic_write_text(Path(exp_dir) / DONE, json.dumps({"finished": time.time()}))
     trainer.strategy.barrier("finish")
 
 

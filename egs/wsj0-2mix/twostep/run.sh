@@ -39,7 +39,6 @@ if [ -n "$wsj0_dir" ] || [ -n "$wsj0mix_dir" ]; then corpus=wsj0mix; fi
 n_src_guess=$(python -m twostep_asteroid.config get data.n_src --conf "$conf")
 [ -n "$tag" ] || tag="$(basename "$conf" .yml)_${corpus}"
 exp=$exp_root/$tag
-mkdir -p "$exp/logs"
 
 all_overrides="$overrides"
 if [ -n "$devices" ]; then all_overrides+=" trainer.devices=$devices"; fi
@@ -47,7 +46,9 @@ if [ -n "$num_nodes" ]; then all_overrides+=" trainer.num_nodes=$num_nodes"; fi
 if [ -n "$strategy" ]; then all_overrides+=" trainer.strategy=$strategy"; fi
 if [ -n "$precision" ]; then all_overrides+=" trainer.precision=$precision"; fi
 # shellcheck disable=SC2086
+# Validated before anything is created: a bad key or type leaves no empty experiment folder behind.
 python -m twostep_asteroid.config freeze --conf "$conf" --out "$exp/conf.yml" $all_overrides
+mkdir -p "$exp/logs"
 cf="$exp/conf.yml"
 get() { python -m twostep_asteroid.config get "$1" --conf "$cf"; }
 
