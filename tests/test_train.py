@@ -70,6 +70,19 @@ def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp
     assert max(_logged_steps(exp / "logs" / "version_0" / "metrics.csv")) <= 4
 
 
+@pytest.mark.slow
+def test_step2_with_a_compiled_masker_saves_plain_weights(step1_dir, corpus, tmp_path):
+    """trainer.compile: the masker is compiled in place, so best.pth has the usual keys and loads
+    into an uncompiled model."""
+    exp = tmp_path / "step2_compiled"
+    train_step2(load_config(None, TINY + ["trainer.compile=true"]), corpus, exp, step1_dir / "best.pth")
+    conf = torch.load(exp / "best.pth", weights_only=True)
+    assert not any("_orig_mod" in key for key in conf["state_dict"])
+    model = TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
+    assert json.loads((exp / "summary.json").read_text())["global_step"] == 4
+    assert torch.isfinite(model(torch.randn(1, 4000))).all()
+
+
 def _logged_steps(metrics_csv):
     import csv
 

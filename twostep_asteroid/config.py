@@ -70,6 +70,7 @@ DEFAULTS = {
         "precision": "32-true",   # "bf16-mixed" for bf16 autocast
         "seed": 0,
         "num_threads": None,      # torch intra-op threads on CPU; null: torch's default
+        "compile": False,         # torch.compile the masker for step 2 (pays on GPUs; see bench/README.md)
     },
     "eval": {
         "metrics": ["si_sdr", "sdr", "stoi", "pesq"],

@@ -264,6 +264,10 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     data = conf["data"]
     train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"])
     model = build_separator(conf, front_end_path)
+    if conf["trainer"]["compile"]:
+        # In place (Module.compile): the state dict keeps its keys, so checkpoints and best.pth
+        # are the same as without compilation.
+        model.masker.compile()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=stage_conf["lr"])
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
