@@ -18,7 +18,7 @@ from tqdm import tqdm
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
 from .data.audio_io import atomic_write_json, atomic_write_text
-from .targets import stft_oracle_separation
+from .targets import front_end_oracle_separation, stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.evaluate")
 
@@ -47,12 +47,15 @@ def _items(dataset, max_items=None):
 
 
 @torch.inference_mode()
-def front_end_oracle(front_end, dataset, max_items=None):
-    """Mean oracle SI-SDRi of a front end's ideal latent masks over ``dataset`` (dB)."""
+def front_end_oracle(front_end, dataset, max_items=None, mask="softmax"):
+    """Mean oracle SI-SDRi of a front end's ideal latent masks over ``dataset`` (dB).
+
+    ``mask`` is the oracle mask (``"softmax"``: the paper's, see
+    :func:`~twostep_asteroid.targets.front_end_oracle_separation`)."""
     front_end = front_end.eval()
     values = []
     for _, mix, sources in _items(dataset, max_items):
-        est = front_end(mix, sources)["estimates"][:, : sources.shape[1]]
+        est = front_end_oracle_separation(front_end, mix, sources, mask=mask)
         values.append(si_sdr_improvement(est, sources, mix).item())
     return float(np.mean(values))
 

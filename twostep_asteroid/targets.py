@@ -50,6 +50,58 @@ def ideal_latent_targets(masks, encoded_mixture):
     return masks * encoded_mixture.unsqueeze(1)
 
 
+MASK_TYPES = ("irm", "softmax", "binary")
+
+
+def oracle_masks(representations, mask="softmax"):
+    """Oracle masks over sources from non-negative per-source representations.
+
+    Args:
+        representations (torch.Tensor): ``[batch, n_src, ...]``, e.g. encoded sources
+            ``[batch, n_src, n_filters, frames]`` or STFT magnitudes ``[batch, n_src, freqs, frames]``.
+        mask (str): ``"irm"`` (ratio mask ``r_i / sum_j r_j``), ``"softmax"`` (softmax over sources,
+            the paper's ideal latent mask, see :func:`ideal_latent_masks`) or ``"binary"`` (one-hot
+            argmax over sources, an ideal binary mask; ties, such as latent bins where every
+            source is silent and encodes to ReLU(bias), go to the first source).
+
+    Returns:
+        torch.Tensor: Masks of the same shape, summing to one over sources.
+
+    References
+        Tzinis et al., "Two-Step Sound Source Separation: Training on Learned Latent Targets",
+        ICASSP 2020, arXiv:1910.09804 (eq. 3 for the softmax mask).
+    """
+    if mask == "irm":
+        return representations / representations.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    if mask == "softmax":
+        return ideal_latent_masks(representations)
+    if mask == "binary":
+        winners = representations.argmax(dim=1)
+        return torch.nn.functional.one_hot(winners, representations.shape[1]).movedim(-1, 1).to(representations.dtype)
+    raise ValueError(f"mask must be one of {MASK_TYPES}, got {mask!r}")
+
+
+def front_end_oracle_separation(front_end, mixture, sources, mask="softmax"):
+    """Oracle separation through a learned front end's latent space, with a choice of mask.
+
+    With ``mask="softmax"`` this is the front end's own oracle (its ideal latent targets decoded,
+    ``front_end(mixture, sources)["estimates"]``), the paper's upper bound.
+
+    Args:
+        front_end (TwoStepFrontEnd): A (trained) step-1 front end.
+        mixture (torch.Tensor): ``[batch, time]``.
+        sources (torch.Tensor): ``[batch, n_src, time]``.
+        mask (str): One of :data:`MASK_TYPES`, see :func:`oracle_masks`.
+
+    Returns:
+        torch.Tensor: ``[batch, n_src, time]`` estimates.
+    """
+    encoded_mixture = front_end.encode(mixture)
+    masks = oracle_masks(front_end.encode(front_end.training_sources(mixture, sources)), mask)
+    estimates = front_end.decode(ideal_latent_targets(masks, encoded_mixture), mixture)
+    return estimates[:, : sources.shape[1]]
+
+
 def _stft(wav, n_fft, hop):
     window = torch.hann_window(n_fft, device=wav.device, dtype=wav.dtype)
     flat = wav.reshape(-1, wav.shape[-1])
@@ -65,22 +117,19 @@ def stft_oracle_separation(mixture, sources, n_fft=256, hop=None, mask="irm"):
         sources (torch.Tensor): ``[batch, n_src, time]``.
         n_fft (int): Window length in samples (Hann window).
         hop (int, optional): Hop; defaults to ``n_fft // 4``.
-        mask (str): ``"irm"`` (ideal ratio mask ``|S_i| / sum_j |S_j|``) or ``"softmax"``
-            (softmax over sources of the magnitudes, the STFT analogue of the latent masks).
+        mask (str): ``"irm"`` (ideal ratio mask ``|S_i| / sum_j |S_j|``), ``"softmax"``
+            (softmax over sources of the magnitudes, the STFT analogue of the latent masks) or
+            ``"binary"`` (ideal binary mask, argmax over sources), see :func:`oracle_masks`.
 
     Returns:
         torch.Tensor: ``[batch, n_src, time]`` estimates.
     """
+    if mask not in MASK_TYPES:
+        raise ValueError(f"mask must be one of {MASK_TYPES}, got {mask!r}")
     hop = hop or n_fft // 4
     mix_spec, window = _stft(mixture, n_fft, hop)
     src_spec, _ = _stft(sources, n_fft, hop)
-    mags = src_spec.abs()
-    if mask == "irm":
-        masks = mags / mags.sum(dim=1, keepdim=True).clamp_min(1e-8)
-    elif mask == "softmax":
-        masks = torch.softmax(mags, dim=1)
-    else:
-        raise ValueError(f"mask must be 'irm' or 'softmax', got {mask!r}")
+    masks = oracle_masks(src_spec.abs(), mask)
     est_spec = masks * mix_spec.unsqueeze(1)
     flat = est_spec.reshape(-1, *est_spec.shape[-2:])
     est = torch.istft(flat, n_fft, hop, window=window, center=True, length=mixture.shape[-1])
