@@ -18,10 +18,13 @@ def _close(out, ref):
     np.testing.assert_allclose(out, ref, atol=EXPORT_ATOL * max(1.0, float(np.abs(ref).max())), rtol=0)
 
 
-@pytest.fixture(scope="module", params=[1, 2])
+# The second model also takes the optional masker paths (skip connections, per-basis feature norm).
+@pytest.fixture(scope="module", params=[(1, {}), (2, {"skip_chan": 16, "feature_norm": True})],
+                ids=["1src", "2src-skip-featnorm"])
 def model(request):
-    torch.manual_seed(request.param)
-    model = TwoStepTDCN(n_src=request.param, **SMALL).eval()
+    n_src, options = request.param
+    torch.manual_seed(n_src)
+    model = TwoStepTDCN(n_src=n_src, **SMALL, **options).eval()
     # Sharper masks than at initialisation, so that numerical differences are not hidden by ~1/n_src masks.
     with torch.no_grad():
         for p in model.masker.head.parameters():

@@ -86,6 +86,19 @@ def test_skip_connections_feed_the_head_with_the_sum_of_block_skips():
     assert not torch.allclose(masker(x), clone(x))
 
 
+def test_feature_norm_makes_the_masks_blind_to_each_bases_floor_and_scale():
+    torch.manual_seed(0)
+    x = torch.rand(2, 16, 40)
+    floor, scale = torch.rand(1, 16, 1), 0.5 + torch.rand(1, 16, 1)
+    normed = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12, feature_norm=True)
+    plain = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12)
+    torch.testing.assert_close(normed(scale * x + floor), normed(x), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(plain(scale * x + floor), plain(x), atol=1e-3)
+    clone = TDCN(**normed.get_config())
+    clone.load_state_dict(normed.state_dict())
+    torch.testing.assert_close(clone(x), normed(x))
+
+
 def test_unknown_options_are_refused():
     with pytest.raises(ValueError, match="mask_head"):
         TDCN(16, 2, mask_head="conv2d")

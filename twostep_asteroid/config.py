@@ -45,6 +45,7 @@ DEFAULTS = {
         "norm_type": "gLN",
         "mask_head": "dense",
         "skip_chan": 0,               # 0: the paper's TDCN (residual only); >0: Conv-TasNet skips
+        "feature_norm": False,        # per-basis instance norm of the encoded mixture (not in the paper)
     },
     "step2": {
         "batch_size": 4,

@@ -164,6 +164,8 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
         mask_head (str): ``"toeplitz"`` (paper) or ``"dense"``, see :class:`~twostep_asteroid.masknn.TDCN`.
         conv_impl (str): Depthwise conv implementation, see :class:`~twostep_asteroid.masknn.DilatedDepthwiseConv1d`.
         skip_chan (int): Conv-TasNet-style skip connections (0: none, the paper's TDCN).
+        feature_norm (bool): Per-basis normalisation of the encoded mixture before the masker
+            (off in the paper), see :class:`~twostep_asteroid.masknn.TDCN`.
         sample_rate (float): Sample rate of the audio.
         front_end (TwoStepFrontEnd, optional): A trained step-1 front end to build around; its
             N, L, stride and sample rate override the arguments above. See :meth:`from_front_end`.
@@ -182,7 +184,7 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
 
     def __init__(self, n_src, n_filters=256, kernel_size=21, stride=None, bn_chan=256, hid_chan=512,
                  n_blocks=8, n_repeats=4, conv_kernel_size=3, norm_type="gLN", mask_act="softmax",
-                 mask_head="toeplitz", conv_impl="auto", skip_chan=0, sample_rate=8000.0, front_end=None,
+                 mask_head="toeplitz", conv_impl="auto", skip_chan=0, feature_norm=False, sample_rate=8000.0, front_end=None,
                  train_front_end=False):
         if front_end is None:
             front_end = TwoStepFrontEnd(n_src, n_filters, kernel_size, stride, sample_rate)
@@ -192,7 +194,7 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
         masker = TDCN(fb.n_filters, front_end.n_latent, n_blocks=n_blocks, n_repeats=n_repeats,
                       bn_chan=bn_chan, hid_chan=hid_chan, conv_kernel_size=conv_kernel_size,
                       norm_type=norm_type, mask_act=mask_act, mask_head=mask_head,
-                      conv_impl=conv_impl, skip_chan=skip_chan)
+                      conv_impl=conv_impl, skip_chan=skip_chan, feature_norm=feature_norm)
         super().__init__(front_end.encoder, masker, front_end.decoder)
         self.n_src = n_src
         # The front end shares the encoder/decoder modules registered above; holding it in a list keeps
@@ -256,6 +258,7 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
             "mask_head": masker["mask_head"],
             "conv_impl": masker["conv_impl"],
             "skip_chan": masker["skip_chan"],
+            "feature_norm": masker["feature_norm"],
             "sample_rate": fe_args["sample_rate"],
         }
 
