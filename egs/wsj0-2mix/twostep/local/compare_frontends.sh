@@ -34,11 +34,7 @@ _recipe_options="conf tag data_dir exp_root Ns Ls steps max_minutes windows hop_
 . utils/parse_options.sh
 . ./path.sh
 
-for split in tr cv tt; do
-  if [ ! -f "$data_dir/$split/mix.json" ]; then
-    echo "$0: no manifests in $data_dir/$split: build the corpus first (./run.sh --stop_stage 0)." >&2; exit 1
-  fi
-done
+local/check_manifests.sh "$data_dir"
 exp=$exp_root/$tag
 mkdir -p "$exp/logs"
 log() { echo "[$(date '+%F %T')] $*" | tee -a "$exp/logs/compare_frontends.log"; }

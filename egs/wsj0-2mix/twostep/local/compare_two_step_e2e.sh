@@ -35,11 +35,7 @@ _recipe_options="conf tag data_dir exp_root seeds steps step1_steps dynamic_mixi
 . utils/parse_options.sh
 . ./path.sh
 
-for split in tr cv tt; do
-  if [ ! -f "$data_dir/$split/mix.json" ]; then
-    echo "$0: no manifests in $data_dir/$split: build the corpus first (./run.sh --stop_stage 0)." >&2; exit 1
-  fi
-done
+local/check_manifests.sh "$data_dir"
 case "$dynamic_mixing" in
   true|false) dm_values=$dynamic_mixing ;;
   both) dm_values="true false" ;;
