@@ -420,14 +420,29 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.json"]
 
 
-def test_run_sh_bad_override_leaves_no_experiment_folder(tmp_path):
-    """run.sh validates the configuration (with its overrides) before creating exp/<tag>/."""
+def _run_sh(tmp_path, exp_root, *options):
     import subprocess
 
     recipe = Path(__file__).resolve().parents[1] / "egs" / "wsj0-2mix" / "twostep"
-    proc = subprocess.run(["./run.sh", "--stage", "0", "--stop_stage", "0", "--exp_root", str(tmp_path / "exp"),
-                           "--data_root", str(tmp_path / "data"), "--overrides", "step2.max_stepz=3"],
+    return subprocess.run(["./run.sh", "--stage", "0", "--stop_stage", "0", "--exp_root", str(exp_root),
+                           "--data_root", str(tmp_path / "data"), *options],
                           cwd=recipe, capture_output=True, text=True, timeout=120)
+
+
+def test_run_sh_bad_override_leaves_no_experiment_folder(tmp_path):
+    """run.sh validates the configuration (with its overrides) before creating exp/<tag>/."""
+    proc = _run_sh(tmp_path, tmp_path / "exp", "--overrides", "step2.max_stepz=3")
     assert proc.returncode != 0
     assert "Unknown key step2.max_stepz" in proc.stderr
     assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()
+
+
+def test_run_sh_unwritable_exp_root_is_named(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    proc = _run_sh(tmp_path, blocker / "exp")
+    assert proc.returncode != 0
+    assert f"Cannot write {blocker / 'exp' / 'default_prompts' / 'conf.yml'}: " in proc.stderr
+    assert "Choose another --exp_root/--tag or fix its permissions." in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()

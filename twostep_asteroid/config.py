@@ -232,6 +232,10 @@ def main(argv=None):
     except ConfigError as err:
         print(f"Configuration error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the experiment folder cannot be created or written
+        print(f"Cannot write {args.out}: {err}. Choose another --exp_root/--tag or fix its permissions.",
+              file=sys.stderr)
+        return 1
     return 0
 
 
