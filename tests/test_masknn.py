@@ -13,6 +13,16 @@ def test_paper_receptive_field_and_dilation_order():
     assert masker.dilations == [2**x for x in range(8)] * 4
 
 
+def assert_same_function(ours, ref, x, param_names, loss_of, grad_atol):
+    """Same outputs (1e-5), and same gradients (rtol 1e-4) w.r.t. the input and the named parameters."""
+    y_ours, y_ref = ours(x), ref(x)
+    torch.testing.assert_close(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+    g_ours = torch.autograd.grad(loss_of(y_ours).sum(), [x] + [getattr(ours, n) for n in param_names])
+    g_ref = torch.autograd.grad(loss_of(y_ref).sum(), [x] + [getattr(ref, n) for n in param_names])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=grad_atol)
+
+
 @pytest.mark.parametrize("dilation", [1, 4, 64])
 def test_shifted_depthwise_matches_conv1d(dilation):
     torch.manual_seed(dilation)
@@ -20,12 +30,7 @@ def test_shifted_depthwise_matches_conv1d(dilation):
     shift = DilatedDepthwiseConv1d(6, 3, dilation, impl="shift")
     shift.load_state_dict(conv.state_dict())
     x = torch.randn(2, 6, 150, requires_grad=True)
-    y_conv, y_shift = conv(x), shift(x)
-    torch.testing.assert_close(y_shift, y_conv, rtol=1e-5, atol=1e-5)
-    g_conv = torch.autograd.grad(y_conv.square().sum(), [x, conv.weight, conv.bias])
-    g_shift = torch.autograd.grad(y_shift.square().sum(), [x, shift.weight, shift.bias])
-    for a, b in zip(g_shift, g_conv):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert_same_function(shift, conv, x, ["weight", "bias"], torch.square, grad_atol=1e-4)
 
 
 def test_depthwise_matches_torch_reference_and_keeps_length():
@@ -120,12 +125,7 @@ def test_fused_gln_matches_asteroid_globln(shape):
     assert set(ours.state_dict()) == set(ref.state_dict()) == {"gamma", "beta"}
     ours.load_state_dict(ref.state_dict())
     x = (3 * torch.randn(*shape) + 1).requires_grad_(True)
-    y_ref, y_ours = ref(x), ours(x)
-    torch.testing.assert_close(y_ours, y_ref, rtol=1e-5, atol=1e-5)
-    g_ref = torch.autograd.grad(y_ref.sin().sum(), [x, ref.gamma, ref.beta])
-    g_ours = torch.autograd.grad(y_ours.sin().sum(), [x, ours.gamma, ours.beta])
-    for a, b in zip(g_ours, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_same_function(ours, ref, x, ["gamma", "beta"], torch.sin, grad_atol=1e-5)
 
 
 def test_tdcn_uses_fused_gln_only_for_gln():

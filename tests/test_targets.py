@@ -56,3 +56,21 @@ def test_stft_oracle_separates_harmonic_mixtures(mask):
 def test_stft_oracle_rejects_unknown_mask():
     with pytest.raises(ValueError):
         stft_oracle_separation(torch.randn(1, 1000), torch.randn(1, 2, 1000), mask="ibm2")
+
+
+def test_several_masks_share_one_analysis_and_equal_single_calls():
+    from twostep_asteroid import TwoStepFrontEnd
+    from twostep_asteroid.targets import MASK_TYPES, front_end_oracle_separation, stft_oracle_separation
+
+    torch.manual_seed(0)
+    front_end = TwoStepFrontEnd(2, 32, 16, 8).eval()
+    mixture, sources = torch.randn(1, 2000), torch.randn(1, 2, 2000)
+    with torch.no_grad():
+        learned = front_end_oracle_separation(front_end, mixture, sources, MASK_TYPES)
+        stft = stft_oracle_separation(mixture, sources, 64, 32, MASK_TYPES)
+        assert set(learned) == set(stft) == set(MASK_TYPES)
+        for kind in MASK_TYPES:
+            torch.testing.assert_close(learned[kind], front_end_oracle_separation(front_end, mixture, sources, kind))
+            torch.testing.assert_close(stft[kind], stft_oracle_separation(mixture, sources, 64, 32, kind))
+    with pytest.raises(ValueError, match="mask must be one of"):
+        stft_oracle_separation(mixture, sources, 64, 32, ("irm", "ibm"))

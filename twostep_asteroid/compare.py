@@ -57,7 +57,8 @@ class OracleSystem:
         n_bases (int): Number of bases (STFT: frequency bins ``window // 2 + 1``; learned: N).
         window (int): Window / filter length in samples (L).
         hop (int): Hop in samples.
-        separate (callable): ``separate(mixture [B, T], sources [B, C, T], mask) -> [B, C, T]``.
+        separate (callable): ``separate(mixture [B, T], sources [B, C, T], masks) -> {mask: [B, C, T]}``,
+            one analysis of the mixture and sources for all the masks.
         steps (int, optional): Step-1 training steps of a learned front end.
         sample_rate (float, optional): Sample rate a learned front end was trained at.
     """
@@ -84,8 +85,8 @@ def stft_system(window, hop=None):
     """
     hop = hop or window // 2
 
-    def separate(mixture, sources, mask):
-        return stft_oracle_separation(mixture, sources, n_fft=window, hop=hop, mask=mask)
+    def separate(mixture, sources, masks):
+        return stft_oracle_separation(mixture, sources, n_fft=window, hop=hop, mask=tuple(masks))
 
     return OracleSystem(f"STFT {window}/{hop}", "stft", window // 2 + 1, window, hop, separate)
 
@@ -113,8 +114,8 @@ def learned_system(front_end, name=None, steps=None):
     front_end = front_end.eval()
     fb = front_end.encoder.filterbank
 
-    def separate(mixture, sources, mask):
-        return front_end_oracle_separation(front_end, mixture, sources, mask=mask)
+    def separate(mixture, sources, masks):
+        return front_end_oracle_separation(front_end, mixture, sources, mask=tuple(masks))
 
     name = name or f"learned N={fb.n_filters} L={fb.kernel_size}"
     return OracleSystem(name, "learned", fb.n_filters, fb.kernel_size, fb.stride, separate, steps, fb.sample_rate)
@@ -141,8 +142,7 @@ def oracle_scores(systems, dataset, masks=MASK_TYPES, max_items=None):
     for idx, mix, sources in _items(dataset, max_items):
         utt = utterance_id(dataset, idx)
         for system in systems:
-            for mask in masks:
-                est = system.separate(mix, sources, mask)
+            for mask, est in system.separate(mix, sources, masks).items():  # one analysis per system
                 rows.append({"utt_id": utt, "system": system.name, "mask": mask,
                              "si_sdr_imp": si_sdr_improvement(est, sources, mix).item()})
     if not rows:

@@ -91,15 +91,20 @@ def front_end_oracle_separation(front_end, mixture, sources, mask="softmax"):
         front_end (TwoStepFrontEnd): A (trained) step-1 front end.
         mixture (torch.Tensor): ``[batch, time]``.
         sources (torch.Tensor): ``[batch, n_src, time]``.
-        mask (str): One of :data:`MASK_TYPES`, see :func:`oracle_masks`.
+        mask (str or tuple of str): One of :data:`MASK_TYPES` (see :func:`oracle_masks`), or several:
+            the mixture and sources are then encoded once for all of them.
 
     Returns:
-        torch.Tensor: ``[batch, n_src, time]`` estimates.
+        torch.Tensor: ``[batch, n_src, time]`` estimates; for a tuple, a dict mask -> estimates.
     """
     encoded_mixture = front_end.encode(mixture)
-    masks = oracle_masks(front_end.encode(front_end.training_sources(mixture, sources)), mask)
-    estimates = front_end.decode(ideal_latent_targets(masks, encoded_mixture), mixture)
-    return estimates[:, : sources.shape[1]]
+    encoded_sources = front_end.encode(front_end.training_sources(mixture, sources))
+
+    def separate(kind):
+        masks = oracle_masks(encoded_sources, kind)
+        return front_end.decode(ideal_latent_targets(masks, encoded_mixture), mixture)[:, : sources.shape[1]]
+
+    return separate(mask) if isinstance(mask, str) else {kind: separate(kind) for kind in mask}
 
 
 def _stft(wav, n_fft, hop):
@@ -117,20 +122,26 @@ def stft_oracle_separation(mixture, sources, n_fft=256, hop=None, mask="irm"):
         sources (torch.Tensor): ``[batch, n_src, time]``.
         n_fft (int): Window length in samples (Hann window).
         hop (int, optional): Hop; defaults to ``n_fft // 4``.
-        mask (str): ``"irm"`` (ideal ratio mask ``|S_i| / sum_j |S_j|``), ``"softmax"``
-            (softmax over sources of the magnitudes, the STFT analogue of the latent masks) or
-            ``"binary"`` (ideal binary mask, argmax over sources), see :func:`oracle_masks`.
+        mask (str or tuple of str): ``"irm"`` (ideal ratio mask ``|S_i| / sum_j |S_j|``),
+            ``"softmax"`` (softmax over sources of the magnitudes, the STFT analogue of the latent
+            masks) or ``"binary"`` (ideal binary mask, argmax over sources), see
+            :func:`oracle_masks`; or several of them, sharing one analysis.
 
     Returns:
-        torch.Tensor: ``[batch, n_src, time]`` estimates.
+        torch.Tensor: ``[batch, n_src, time]`` estimates; for a tuple, a dict mask -> estimates.
     """
-    if mask not in MASK_TYPES:
-        raise ValueError(f"mask must be one of {MASK_TYPES}, got {mask!r}")
+    kinds = (mask,) if isinstance(mask, str) else tuple(mask)
+    for kind in kinds:
+        if kind not in MASK_TYPES:
+            raise ValueError(f"mask must be one of {MASK_TYPES}, got {kind!r}")
     hop = hop or n_fft // 4
     mix_spec, window = _stft(mixture, n_fft, hop)
-    src_spec, _ = _stft(sources, n_fft, hop)
-    masks = oracle_masks(src_spec.abs(), mask)
-    est_spec = masks * mix_spec.unsqueeze(1)
-    flat = est_spec.reshape(-1, *est_spec.shape[-2:])
-    est = torch.istft(flat, n_fft, hop, window=window, center=True, length=mixture.shape[-1])
-    return est.reshape(*sources.shape)
+    src_mag = _stft(sources, n_fft, hop)[0].abs()
+
+    def separate(kind):
+        est_spec = oracle_masks(src_mag, kind) * mix_spec.unsqueeze(1)
+        flat = est_spec.reshape(-1, *est_spec.shape[-2:])
+        est = torch.istft(flat, n_fft, hop, window=window, center=True, length=mixture.shape[-1])
+        return est.reshape(*sources.shape)
+
+    return separate(mask) if isinstance(mask, str) else {kind: separate(kind) for kind in kinds}
