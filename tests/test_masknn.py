@@ -195,3 +195,24 @@ def test_gln_elementwise_path_equals_group_norm():
     gamma, beta = torch.rand(6) + 0.5, torch.randn(6)
     torch.testing.assert_close(GlobalLayerNorm.elementwise(x, gamma, beta, 1e-8),
                                torch.nn.functional.group_norm(x, 1, gamma, beta, 1e-8), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_parameters", [1, 6])
+def test_fast_prelu_matches_torch_prelu(num_parameters):
+    """The CPU training path (relu form) against nn.PReLU: outputs and gradients, with a loss linear
+    in the output so that the gradient at x = 0 (PReLU takes the slope ``weight`` there) shows."""
+    from twostep_asteroid.masknn import PReLU
+
+    torch.manual_seed(num_parameters)
+    ref = nn.PReLU(num_parameters)
+    ours = PReLU(num_parameters)
+    with torch.no_grad():
+        ref.weight.uniform_(-0.5, 0.5)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 6, 40)
+    x[0, 0, :5] = 0.0
+    x.requires_grad_(True)
+    coef = torch.randn(3, 6, 40)
+    assert_same_function(ours, ref, x, ["weight"], lambda y: coef * y, grad_atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x))

@@ -48,6 +48,26 @@ class GlobalLayerNorm(nn.Module):
         return (x - mean) / (var + eps).sqrt() * gamma.reshape(shape) + beta.reshape(shape)
 
 
+class PReLU(nn.PReLU):
+    """``nn.PReLU`` (same parameter and state-dict key) with a faster CPU training path.
+
+    On CPU, ``F.prelu``'s backward is one of the slowest kernels of a TDCN step: 33 calls took
+    36 ms of a 177 ms step at the default recipe size (1 thread, ``torch.profiler``). Written as
+    ``relu(x) + weight * (x - relu(x))``, autograd runs a few elementwise kernels instead, which made
+    the whole step about 8% faster there; the gradient at ``x = 0`` is PReLU's (``weight``). Off CPU,
+    and without grad, ``F.prelu`` is kept.
+    """
+
+    def forward(self, x):
+        if x.device.type != "cpu" or not torch.is_grad_enabled():
+            return super().forward(x)
+        weight = self.weight
+        if weight.numel() > 1:
+            weight = weight.reshape((-1,) + (1,) * (x.ndim - 2))
+        positive = F.relu(x)
+        return positive + weight * (x - positive)
+
+
 def make_norm(norm_type, channels):
     """``"gLN"`` -> :class:`GlobalLayerNorm` (fused); any other Asteroid norm name -> ``norms.get``."""
     if norm_type in ("gLN", "GlobLN"):
@@ -131,10 +151,10 @@ class TDCNBlock(nn.Module):
                  skip_chan=0):
         super().__init__()
         self.in_conv = nn.Conv1d(bn_chan, hid_chan, 1)
-        self.in_act = nn.PReLU()
+        self.in_act = PReLU()
         self.in_norm = make_norm(norm_type, hid_chan)
         self.depthwise = DilatedDepthwiseConv1d(hid_chan, kernel_size, dilation, impl=conv_impl)
-        self.dw_act = nn.PReLU()
+        self.dw_act = PReLU()
         self.dw_norm = make_norm(norm_type, hid_chan)
         self.out_conv = nn.Conv1d(hid_chan, bn_chan, 1)
         self.skip_conv = nn.Conv1d(hid_chan, skip_chan, 1) if skip_chan else None
@@ -253,7 +273,7 @@ class TDCN(nn.Module):
             for _ in range(n_repeats)
             for x in range(n_blocks)
         )
-        self.output_act = nn.PReLU()
+        self.output_act = PReLU()
         head_in = skip_chan if skip_chan else bn_chan
         if mask_head == "toeplitz":
             self.head = nn.Sequential(nn.Conv1d(head_in, self.out_chan, 1),
