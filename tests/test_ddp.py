@@ -31,6 +31,12 @@ def test_ddp_two_processes_train_both_steps(corpus, tmp_path):  # noqa: F811
     assert model.n_src == 2
     summary = json.loads((tmp_path / "step2" / "summary.json").read_text())
     assert summary["global_step"] == 4
+    # One validation per val_every_n_steps (2) optimizer steps, whatever the number of processes:
+    # the dynamic-mixing epoch is sized for both ranks together.
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "step2" / "logs" / "version_0" / "metrics.csv").open()))
+    assert len([r for r in rows if r.get("val_loss")]) == 2, rows
     # Rank 0 alone writes: one logger version, no temporary or per-rank leftovers.
     names = sorted(p.relative_to(tmp_path / "step2").as_posix() for p in (tmp_path / "step2").rglob("*"))
     assert not [n for n in names if n.endswith(".tmp")], names

@@ -80,13 +80,14 @@ def check_writable(exp_dir):
                           "--exp_dir/--tag or fix its permissions.") from err
 
 
-def _loaders(conf, data_dir, batch_size, sample_rate):
+def _loaders(conf, data_dir, batch_size, sample_rate, world_size=1):
     data = conf["data"]
     data_dir = Path(data_dir)
     n_items = None
     if data["dynamic_mixing"]:
         # One epoch is one validation interval: epoch-wise callbacks then see every validation.
-        n_items = conf["_val_every"] * batch_size
+        # Under DDP each process gets 1/world_size of the items, hence the factor.
+        n_items = conf["_val_every"] * batch_size * world_size
     train_set = make_dataset(data_dir / "tr", n_src=data["n_src"], sample_rate=sample_rate,
                              segment=data["segment"], dynamic_mixing=data["dynamic_mixing"],
                              n_items=n_items, seed=conf["trainer"]["seed"])
@@ -212,12 +213,13 @@ def train_step1(conf, data_dir, exp_dir):
         return exp_dir / "best.pth"
     stage_conf = _setup(conf, exp_dir, "step1")
     data = conf["data"]
-    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"])
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [])
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"],
+                                        trainer.world_size)
     front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     optimizer = torch.optim.Adam(front_end.parameters(), lr=stage_conf["lr"])
     system = FrontEndSystem(front_end, optimizer, front_end_loss, train_loader, val_loader,
                             config=system_config(conf))
-    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [])
     start = time.time()
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
     front_end.load_state_dict(_best_state_dict(best_ckpt, system))
@@ -262,7 +264,12 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
         raise ConfigError("step2.train_front_end: true trains end to end on waveforms; set "
                           "step2.latent_weight: 0 (latent targets of a moving front end are not targets).")
     data = conf["data"]
-    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"])
+    callbacks = []
+    if stage_conf["early_stop_patience"]:
+        callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"],
+                                        trainer.world_size)
     model = build_separator(conf, front_end_path)
     if conf["trainer"]["compile"]:
         # In place (Module.compile): the state dict keeps its keys, so checkpoints and best.pth
@@ -273,10 +280,6 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
     system = SeparatorSystem(model, optimizer, loss_func, train_loader, val_loader,
                              scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
-    callbacks = []
-    if stage_conf["early_stop_patience"]:
-        callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
-    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
     start = time.time()
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
     model.load_state_dict(_best_state_dict(best_ckpt, system))
