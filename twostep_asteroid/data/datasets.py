@@ -195,6 +195,28 @@ class _WarnOnce:
             log.warning(message, *args)
 
 
+class _EpochSeededItems:
+    """What both training datasets share: items seeded by ``(seed, epoch, idx)``, and the
+    bookkeeping of bad items (the fix hint of error messages, counters shared with the DataLoader
+    workers, one warning per bad file). Call :meth:`_init_items` in ``__init__``."""
+
+    def _init_items(self, json_dir, seed):
+        self.json_dir = str(json_dir)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._fix = _fix_hint(Path(json_dir))
+        self.item_counts = ItemCounts()
+        self._warn = _WarnOnce()
+
+    def set_epoch(self, epoch: int):
+        """New random crops (and, with dynamic mixing, new mixtures); reports the bad items so far."""
+        self.epoch = int(epoch)
+        self.item_counts.report(self.json_dir)
+
+    def _rng(self, idx, attempt=0):
+        return np.random.default_rng([self.seed, self.epoch, int(idx)] + ([attempt] if attempt else []))
+
+
 def _corpus_infos(json_dir) -> Optional[dict]:
     """Dataset infos from ``<corpus>/corpus.json`` (prompt corpus), if there is one."""
     p = Path(json_dir).resolve()
@@ -218,7 +240,7 @@ def _wsj0mix_base():
 def _make_manifest_class():
     Base = _wsj0mix_base()
 
-    class Wsj0mixManifestDataset(Base):
+    class Wsj0mixManifestDataset(_EpochSeededItems, Base):
         """``asteroid.data.Wsj0mixDataset`` that pads (instead of dropping) short mixtures.
 
         Args:
@@ -242,8 +264,7 @@ def _make_manifest_class():
             self.segment = segment
             self.seg_len = None if segment is None else int(segment * sample_rate)
             self.like_test = self.seg_len is None
-            self.seed = int(seed)
-            self.epoch = 0
+            self._init_items(json_dir, seed)
             self.n_padded = 0 if self.like_test else sum(
                 1 for m in self.mix if int(m[1]) < self.seg_len)
             if self.n_padded:
@@ -253,23 +274,12 @@ def _make_manifest_class():
             jd = Path(json_dir)
             self._manifests = [str(jd / "mix.json")] + [str(jd / f"{s}.json")
                                                         for s in _src_names(n_src)]
-            self._fix = _fix_hint(jd)
-            self.item_counts = ItemCounts()
-            self._warn = _WarnOnce()
-
-        def set_epoch(self, epoch: int):
-            self.epoch = int(epoch)
-            self.item_counts.report(self.json_dir)
 
         def counts(self) -> Dict[str, int]:
             """What was done to this dataset's items, all DataLoader workers included:
             ``padded`` (mixtures shorter than the segment, from the manifest), ``silent_skipped``
             and ``silent_kept`` (items read with an all-zero source)."""
             return {"padded": self.n_padded, **self.item_counts.totals()}
-
-        def _rng(self, idx, attempt=0):
-            key = [self.seed, self.epoch, int(idx)] + ([attempt] if attempt else [])
-            return np.random.default_rng(key)
 
         def _read_item(self, idx, rng):
             n = int(self.mix[idx][1])
@@ -344,7 +354,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class DynamicMixingDataset(Dataset):
+class DynamicMixingDataset(_EpochSeededItems, Dataset):
     """On-the-fly mixtures from the single-speaker pool ``<json_dir>/utterances.json``.
 
     Each item draws ``n_src`` different speakers (weighted by their number of utterances), one
@@ -376,7 +386,6 @@ class DynamicMixingDataset(Dataset):
         super().__init__()
         if fill not in ("pad", "concat"):
             raise ValueError("fill must be 'pad' or 'concat'")
-        self.json_dir = str(json_dir)
         jd = Path(json_dir)
         utts = _load_json(jd / "utterances.json", "utterance pool")
         if not utts:
@@ -402,14 +411,12 @@ class DynamicMixingDataset(Dataset):
         self.max_snr_db = float(max_snr_db)
         self.fill = fill
         self.level = float(level)
-        self.seed = int(seed)
-        self.epoch = 0
+        self._init_items(json_dir, seed)
         if n_items is None:
             mix_json = jd / "mix.json"
             n_items = len(_load_json(mix_json, "mixture")) if mix_json.is_file() else len(utts)
         self.n_items = int(n_items)
         self._manifest = str(jd / "utterances.json")
-        self._fix = _fix_hint(jd)
         self.n_short = 0 if self.seg_len is None else sum(
             1 for u in utts if int(u["n_samples"]) < self.seg_len)
         if self.n_short:
@@ -417,23 +424,14 @@ class DynamicMixingDataset(Dataset):
                      "them are %s (not dropped).", self._manifest, self.n_short, len(utts), segment,
                      "zero-padded at the end" if fill == "pad"
                      else "filled with more utterances of the same speaker")
-        self.item_counts = ItemCounts()
-        self._warn = _WarnOnce()
 
     def __len__(self):
         return self.n_items
-
-    def set_epoch(self, epoch: int):
-        self.epoch = int(epoch)
-        self.item_counts.report(self.json_dir)
 
     def counts(self) -> Dict[str, int]:
         """``short_utterances`` (pool utterances shorter than the segment) and ``silent_skipped``
         (items redrawn for an all-zero source), all DataLoader workers included."""
         return {"short_utterances": self.n_short, **self.item_counts.totals()}
-
-    def _rng(self, idx, attempt=0):
-        return np.random.default_rng([self.seed, self.epoch, int(idx)] + ([attempt] if attempt else []))
 
     def _read(self, u, start=0, stop=None):
         return read_checked(u["path"], int(u["n_samples"]), start, stop,
