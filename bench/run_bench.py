@@ -55,7 +55,7 @@ from torch import nn  # noqa: E402
 
 MODELS = ("ours", "port", "convtasnet")
 # Variants of ours, each undoing one speed-up (``--ablations``), plus torch.compile (``--compile``).
-ABLATIONS = ("ours_asteroid_gln", "ours_conv2d_head", "ours_dw_conv", "ours_dw_shift")
+ABLATIONS = ("ours_asteroid_gln", "ours_conv2d_head", "ours_dw_conv", "ours_dw_shift", "ours_torch_prelu")
 
 # Model sizes. "paper": the paper's configuration; "tiny": for the smoke test only.
 CONFIGS = {
@@ -93,19 +93,31 @@ def _count(model, trainable_only=True):
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def swap_modules(model, kind, make_reference):
+    """Replace every ``kind`` submodule by ``make_reference(child)``, loading the child's state dict."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, kind) and type(child) is kind:
+                ref = make_reference(child).to(next(child.parameters()).device)
+                ref.load_state_dict(child.state_dict())
+                setattr(module, child_name, ref)
+    return model
+
+
 def swap_in_asteroid_gln(model):
     """Replace our fused :class:`GlobalLayerNorm` by Asteroid's ``GlobLN`` (same parameters)."""
     from asteroid.masknn.norms import GlobLN
 
     from twostep_asteroid.masknn import GlobalLayerNorm
 
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, GlobalLayerNorm):
-                ref = GlobLN(child.channel_size).to(child.gamma.device)
-                ref.load_state_dict(child.state_dict())
-                setattr(module, child_name, ref)
-    return model
+    return swap_modules(model, GlobalLayerNorm, lambda child: GlobLN(child.channel_size))
+
+
+def swap_in_torch_prelu(model):
+    """Replace our :class:`~twostep_asteroid.masknn.PReLU` by ``nn.PReLU`` (same parameter)."""
+    from twostep_asteroid.masknn import PReLU
+
+    return swap_modules(model, PReLU, lambda child: torch.nn.PReLU(child.num_parameters))
 
 
 class Conv2dMaskHead(nn.Module):
@@ -134,6 +146,8 @@ def build_model(name, config, n_src=2):
         model = TwoStepTDCN(n_src=n_src, conv_impl=conv_impl, **cfg["twostep"])
         if name == "ours_asteroid_gln":
             swap_in_asteroid_gln(model)
+        if name == "ours_torch_prelu":
+            swap_in_torch_prelu(model)
         if name == "ours_conv2d_head":
             model.masker.head[1] = Conv2dMaskHead(model.masker.head[1])
         if name == "ours_compiled":

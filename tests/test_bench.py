@@ -45,6 +45,12 @@ def test_variants_keep_the_output_of_ours():
             variant.masker.head[1] = run_bench.Conv2dMaskHead(head)
         with torch.no_grad():
             torch.testing.assert_close(variant(wav), ref, rtol=1e-4, atol=1e-5, msg=name)
+    # The ablation really undoes its speed-up: no module of ours is left.
+    from twostep_asteroid.masknn import GlobalLayerNorm, PReLU
+
+    for name, kind in (("ours_torch_prelu", PReLU), ("ours_asteroid_gln", GlobalLayerNorm)):
+        modules = list(run_bench.build_model(name, "tiny").modules())
+        assert not [m for m in modules if type(m) is kind], name
 
 
 def test_tiny_run_writes_records_and_tables(tmp_path, capsys):
