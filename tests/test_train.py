@@ -149,3 +149,19 @@ def test_kill_during_step2_then_resume(step1_dir, corpus, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Resuming from" in out.stderr
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 400
+
+
+def test_compile_masker_stays_eager_without_a_cpp_compiler_on_cpu(monkeypatch, caplog):
+    """On CPU, torch.compile needs a C++ compiler: without one the masker is left eager with a
+    warning naming the fix; with one (or off CPU) it is compiled in place."""
+    from twostep_asteroid import train
+
+    model = TwoStepTDCN(n_src=2, n_filters=16, kernel_size=16, stride=8, bn_chan=8, hid_chan=8,
+                        n_blocks=2, n_repeats=1)
+    monkeypatch.setattr(train.shutil, "which", lambda name: None)
+    with caplog.at_level("WARNING"):
+        assert train.compile_masker(model, on_cpu=True) is False
+    assert "apt-get install g++" in caplog.text and "trainer.compile: false" in caplog.text
+    assert not hasattr(model.masker, "_compiled_call_impl") or model.masker._compiled_call_impl is None
+    assert train.compile_masker(model, on_cpu=False) is True
+    assert model.masker._compiled_call_impl is not None

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -240,6 +241,27 @@ def train_step1(conf, data_dir, exp_dir):
     return exp_dir / "best.pth"
 
 
+def compile_masker(model, on_cpu):
+    """``torch.compile`` the masker in place (``Module.compile``), so that the state dict keeps its
+    keys and checkpoints and best.pth are the same as without compilation. On CPU, inductor builds
+    C++ kernels: without a C++ compiler on PATH the masker stays eager, with a warning that says
+    how to fix it, instead of failing at the first training step.
+
+    Returns:
+        bool: whether the masker was compiled.
+    """
+    if on_cpu:
+        candidates = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+        if not any(shutil.which(c) for c in candidates if c):
+            log.warning("trainer.compile: true needs a C++ compiler on CPU (torch.compile builds C++ "
+                        "kernels) and none of g++, c++, clang++ or $CXX is on PATH; training the masker "
+                        "without compilation. Install one (e.g. apt-get install g++) or set "
+                        "trainer.compile: false.")
+            return False
+    model.masker.compile()
+    return True
+
+
 def build_separator(conf, front_end_path=None):
     """The step-2 model: around the trained front end, or a fresh trainable one (end to end)."""
     data, masker = conf["data"], conf["masker"]
@@ -272,9 +294,7 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
                                         trainer.world_size)
     model = build_separator(conf, front_end_path)
     if conf["trainer"]["compile"]:
-        # In place (Module.compile): the state dict keeps its keys, so checkpoints and best.pth
-        # are the same as without compilation.
-        model.masker.compile()
+        compile_masker(model, on_cpu=trainer.strategy.root_device.type == "cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=stage_conf["lr"])
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
