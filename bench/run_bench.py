@@ -97,7 +97,7 @@ def swap_modules(model, kind, make_reference):
     """Replace every ``kind`` submodule by ``make_reference(child)``, loading the child's state dict."""
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, kind) and type(child) is kind:
+            if type(child) is kind:  # this class only, not its subclasses
                 ref = make_reference(child).to(next(child.parameters()).device)
                 ref.load_state_dict(child.state_dict())
                 setattr(module, child_name, ref)

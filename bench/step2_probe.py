@@ -86,6 +86,8 @@ def build(args):
 def validation_sisdri(model, dataset, n_val):
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
+    from twostep_asteroid.systems import mixture_sisdr
+
     pit = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
     model.eval()
     scores = []
@@ -94,7 +96,7 @@ def validation_sisdri(model, dataset, n_val):
             mix, sources = dataset[i]
             mix, sources = mix[None], sources[None]
             est_sisdr = -pit(model(mix), sources).item()
-            mix_sisdr = -pairwise_neg_sisdr(mix[:, None].expand_as(sources), sources).diagonal(dim1=1, dim2=2).mean().item()
+            mix_sisdr = mixture_sisdr(mix, sources).item()
             scores.append(est_sisdr - mix_sisdr)
     model.train()
     return float(np.mean(scores))

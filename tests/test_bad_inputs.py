@@ -446,3 +446,19 @@ def test_run_sh_unwritable_exp_root_is_named(tmp_path):
     assert "Choose another --exp_root/--tag or fix its permissions." in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_atomic_savefig_writes_the_figure_and_no_temporary(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from twostep_asteroid.data.audio_io import atomic_savefig
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    atomic_savefig(fig, tmp_path / "report.png")
+    plt.close(fig)
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.png"]

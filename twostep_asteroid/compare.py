@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import yaml
 
-from .data.audio_io import atomic_write_text
+from .data.audio_io import atomic_savefig, atomic_write_text
 from .evaluate import _items, si_sdr_improvement, utterance_id, write_csv
-from .targets import MASK_TYPES, front_end_oracle_separation, stft_oracle_separation
+from .targets import MASK_TYPES, check_mask_types, front_end_oracle_separation, stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.compare")
 
@@ -135,9 +135,7 @@ def oracle_scores(systems, dataset, masks=MASK_TYPES, max_items=None):
         list of dict: One row per (utterance, system, mask): ``utt_id``, ``system``, ``mask``,
         ``si_sdr_imp`` (dB, sources in order: oracles need no permutation).
     """
-    for mask in masks:
-        if mask not in MASK_TYPES:
-            raise ValueError(f"Unknown mask {mask!r}; choose from {MASK_TYPES}.")
+    masks = check_mask_types(masks)
     rows = []
     for idx, mix, sources in _items(dataset, max_items):
         utt = utterance_id(dataset, idx)
@@ -257,10 +255,8 @@ def plot_frontends(summary, path):
     axes[0][0].set_ylabel("oracle SI-SDRi (dB)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(f"{path}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def compare_frontends(dataset, systems, out_dir, masks=MASK_TYPES, max_items=None):

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
-from .data.audio_io import atomic_write_json, atomic_write_text
+from .data.audio_io import atomic_savefig, atomic_write_json, atomic_write_text
 from .targets import front_end_oracle_separation, stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.evaluate")
@@ -192,10 +192,8 @@ def plot_report(model, sisdri, path):
     axes[1].set(title="Per-utterance SI-SDRi", xlabel="dB", ylabel="utterances")
     axes[1].legend()
     fig.tight_layout()
-    tmp = Path(f"{path}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv=None):

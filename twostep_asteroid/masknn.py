@@ -54,7 +54,7 @@ class PReLU(nn.PReLU):
     On CPU, ``F.prelu``'s backward is one of the slowest kernels of a TDCN step: 33 calls took
     36 ms of a 177 ms step at the default recipe size (1 thread, ``torch.profiler``). Written as
     ``relu(x) + weight * (x - relu(x))``, autograd runs a few elementwise kernels instead, which made
-    the whole step about 8% faster there; the gradient at ``x = 0`` is PReLU's (``weight``). Off CPU,
+    the whole step 5-9 % faster there (bench/README.md, speed-up #8); the gradient at ``x = 0`` is PReLU's (``weight``). Off CPU,
     and without grad, ``F.prelu`` is kept.
     """
 

@@ -53,6 +53,16 @@ def ideal_latent_targets(masks, encoded_mixture):
 MASK_TYPES = ("irm", "softmax", "binary")
 
 
+def check_mask_types(masks):
+    """``masks`` (a name or several) as a tuple, or ``ValueError`` naming the known masks; called
+    before any analysis, so that a typo fails before the work."""
+    kinds = (masks,) if isinstance(masks, str) else tuple(masks)
+    for kind in kinds:
+        if kind not in MASK_TYPES:
+            raise ValueError(f"mask must be one of {MASK_TYPES}, got {kind!r}")
+    return kinds
+
+
 def oracle_masks(representations, mask="softmax"):
     """Oracle masks over sources from non-negative per-source representations.
 
@@ -71,14 +81,13 @@ def oracle_masks(representations, mask="softmax"):
         Tzinis et al., "Two-Step Sound Source Separation: Training on Learned Latent Targets",
         ICASSP 2020, arXiv:1910.09804 (eq. 3 for the softmax mask).
     """
+    (mask,) = check_mask_types(mask)  # one mask
     if mask == "irm":
         return representations / representations.sum(dim=1, keepdim=True).clamp_min(1e-8)
     if mask == "softmax":
         return ideal_latent_masks(representations)
-    if mask == "binary":
-        winners = representations.argmax(dim=1)
-        return torch.nn.functional.one_hot(winners, representations.shape[1]).movedim(-1, 1).to(representations.dtype)
-    raise ValueError(f"mask must be one of {MASK_TYPES}, got {mask!r}")
+    winners = representations.argmax(dim=1)  # "binary"
+    return torch.nn.functional.one_hot(winners, representations.shape[1]).movedim(-1, 1).to(representations.dtype)
 
 
 def front_end_oracle_separation(front_end, mixture, sources, mask="softmax"):
@@ -97,6 +106,7 @@ def front_end_oracle_separation(front_end, mixture, sources, mask="softmax"):
     Returns:
         torch.Tensor: ``[batch, n_src, time]`` estimates; for a tuple, a dict mask -> estimates.
     """
+    kinds = check_mask_types(mask)
     encoded_mixture = front_end.encode(mixture)
     encoded_sources = front_end.encode(front_end.training_sources(mixture, sources))
 
@@ -104,7 +114,7 @@ def front_end_oracle_separation(front_end, mixture, sources, mask="softmax"):
         masks = oracle_masks(encoded_sources, kind)
         return front_end.decode(ideal_latent_targets(masks, encoded_mixture), mixture)[:, : sources.shape[1]]
 
-    return separate(mask) if isinstance(mask, str) else {kind: separate(kind) for kind in mask}
+    return separate(mask) if isinstance(mask, str) else {kind: separate(kind) for kind in kinds}
 
 
 def _stft(wav, n_fft, hop):
@@ -130,10 +140,7 @@ def stft_oracle_separation(mixture, sources, n_fft=256, hop=None, mask="irm"):
     Returns:
         torch.Tensor: ``[batch, n_src, time]`` estimates; for a tuple, a dict mask -> estimates.
     """
-    kinds = (mask,) if isinstance(mask, str) else tuple(mask)
-    for kind in kinds:
-        if kind not in MASK_TYPES:
-            raise ValueError(f"mask must be one of {MASK_TYPES}, got {kind!r}")
+    kinds = check_mask_types(mask)
     hop = hop or n_fft // 4
     mix_spec, window = _stft(mixture, n_fft, hop)
     src_mag = _stft(sources, n_fft, hop)[0].abs()

@@ -69,6 +69,13 @@ def atomic_write_json(path, obj, indent: Optional[int] = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+def atomic_savefig(fig, path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure atomically, in the format of ``path``'s suffix (png by default)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def to_int16(x: np.ndarray) -> np.ndarray:
     """Float waveform in [-1, 1) to int16 (round to nearest, clipped)."""
     x = np.asarray(x, dtype=np.float64)
