@@ -87,3 +87,11 @@ def test_cpu_memory_child(tmp_path):
     assert "mem_error" not in res, res
     assert res["peak_delta_mib"] >= 0
     json.dumps(res)
+
+
+def test_ab_step_time_runs_both_models(capsys):
+    from bench import ab_step_time
+
+    ab_step_time.main(["--variant", "torch_prelu", "--size", "tiny", "--repeats", "1", "--warmup", "0"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["tiny 4x1s ours", "tiny 4x1s torch_prelu"]
