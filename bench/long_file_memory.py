@@ -17,6 +17,7 @@ Usage::
 
     python bench/long_file_memory.py                     # 10 min, chunks of 10 s, hop 8 s
     python bench/long_file_memory.py --minutes 1 --json out.json
+    python bench/long_file_memory.py --minutes 1 --model egs/wsj0-2mix/twostep/exp/default_prompts/step2/best.pth
 """
 import argparse
 import json
@@ -97,6 +98,7 @@ def main(argv=None):
                         help="torch intra-op threads (default 1: on the shared 2-core machine, 2 threads "
                              "were slower under load)")
     parser.add_argument("--config", choices=("paper", "small"), default="paper")
+    parser.add_argument("--model", help="a trained model (best.pth, folder or Hub id) instead of --config")
     parser.add_argument("--workdir", help="where the input and outputs go (default: a temp folder, removed)")
     parser.add_argument("--json", help="also write the JSON report here")
     args = parser.parse_args(argv)
@@ -117,7 +119,10 @@ def main(argv=None):
         gen_s = time.perf_counter() - t0
 
         torch.manual_seed(0)
-        model = TwoStepTDCN(**(PAPER if args.config == "paper" else SMALL), sample_rate=float(args.sample_rate)).eval()
+        if args.model:
+            model = TwoStepTDCN.from_pretrained(args.model).eval()
+        else:
+            model = TwoStepTDCN(**(PAPER if args.config == "paper" else SMALL), sample_rate=float(args.sample_rate)).eval()
         n_params = sum(p.numel() for p in model.parameters())
 
         rss_before = _proc_status_kb("VmRSS")
@@ -146,7 +151,7 @@ def main(argv=None):
         step = max(1, len(trace) // 20)
         report = {
             "config": args.config,
-            "model_args": PAPER if args.config == "paper" else SMALL,
+            "model_args": model.get_model_args() if args.model else PAPER if args.config == "paper" else SMALL,
             "n_params": n_params,
             "minutes": args.minutes,
             "sample_rate": args.sample_rate,
