@@ -36,8 +36,13 @@ def write_sphere(path, x_int16, sr=16000, coding="pcm"):
 
 @pytest.fixture(scope="module")
 def fake_wsj0(tmp_path_factory):
-    """WSJ0-like tree: wsj0/si_tr_s/<spk>/<utt>.wav at 16 kHz (+ one .wv1 SPHERE file)."""
-    root = tmp_path_factory.mktemp("wsj0root")
+    return make_fake_wsj0(tmp_path_factory.mktemp("wsj0root"))
+
+
+def make_fake_wsj0(root):
+    """WSJ0-like tree: wsj0/si_tr_s/<spk>/<utt>.wav at 16 kHz (+ one .wv1 SPHERE file), and the
+    mixture lists in ``root/lists``. Returns ``(root, lists, lines)``."""
+    root = Path(root)
     utts = {}
     for i, (spk, f0) in enumerate(SPK.items()):
         for j in range(3):

@@ -240,3 +240,21 @@ def test_upload_without_token_explains_and_sends_nothing(offline_hub, tmp_path):
     assert "HF_TOKEN" in message and "hf auth login" in message and "me/ts" in message
     with pytest.raises(FileNotFoundError, match="package_for_hub"):
         upload_to_hub(tmp_path, "me/ts", token="hf_dummy")  # incomplete folder: checked before any call
+
+
+def test_package_cli_upload_without_token_fails_and_names_its_own_flags(offline_hub, tmp_path, capsys):
+    """`python -m twostep_asteroid.hub package --repo_id X` with no token: the folder is written, the
+    upload that was asked for did not happen, so it exits non-zero with the fix; the hints name this
+    CLI's flag (--repo_id), not run.sh's."""
+    model = TwoStepTDCN(n_src=2, **SMALL)
+    pth = tmp_path / "best.pth"
+    torch.save(model.serialize(), pth)
+    out = tmp_path / "hub"
+    assert hub.main(["package", "--model", str(pth), "--out_dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "--repo_id <org>/<name>" in printed and "--hub_repo_id" not in printed
+    rc = hub.main(["package", "--model", str(pth), "--out_dir", str(out), "--repo_id", "me/ts"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "NOT uploaded to me/ts" in err and "HF_TOKEN" in err and "--repo_id me/ts" in err
+    assert (out / "model.safetensors").is_file()

@@ -512,14 +512,18 @@ def main(argv=None):
                              license=infos["license"], extra_infos=extra, repo_id=args.repo_id)
     print(f"Hub-ready folder: {folder} (config.json, model.safetensors, README.md)")
     if not args.repo_id:
-        print(f"To share it: `hf upload <org>/<name> {folder} .`, or rerun with --hub_repo_id <org>/<name> "
-              "and HF_TOKEN set.")
+        print(f"To share it: `hf upload <org>/<name> {folder} .`, or rerun this command with "
+              "--repo_id <org>/<name> and HF_TOKEN set.")
         return 0
     try:
         info = upload_to_hub(folder, args.repo_id)
-    except MissingTokenError as err:
-        print(str(err), file=sys.stderr)
-        return 0
+    except MissingTokenError:
+        # The upload was asked for and did not happen: that is a failure, not a notice.
+        print(f"error: no Hugging Face token, so {folder} was packaged but NOT uploaded to {args.repo_id}. "
+              "Set HF_TOKEN to a write token (https://huggingface.co/settings/tokens) or run `hf auth login`, "
+              f"then rerun this command with --repo_id {args.repo_id}; or upload the folder yourself with "
+              f"`hf upload {args.repo_id} {folder} .`.", file=sys.stderr)
+        return 2
     print(f"Uploaded to {getattr(info, 'commit_url', args.repo_id)}")
     return 0
 

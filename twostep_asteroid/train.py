@@ -135,6 +135,14 @@ def _trainer(conf, exp_dir, stage_conf, callbacks):
     return trainer, best_ckpt
 
 
+def _resume_step(exp_dir):
+    """The global step a rerun resumes from (0 for a fresh run)."""
+    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return 0
+    return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+
+
 def _resume_path(exp_dir):
     last = Path(exp_dir) / "checkpoints" / "last.ckpt"
     if last.is_file():
@@ -198,6 +206,59 @@ def _scheduler(conf, stage_conf, optimizer):
     return None
 
 
+def budget_summary(trainer, stage_conf, start_step):
+    """How much of its step budget a run trained, and what stopped it.
+
+    The configured budget is ``max_steps``; ``max_minutes`` is a safety cap. When the cap (or early
+    stopping) ends a run before ``max_steps``, the result depends on the machine's speed, not only
+    on the configuration, so it is logged loudly and recorded.
+
+    Returns:
+        dict: ``max_steps``, ``full_budget`` (bool), ``stopped_by`` (``"max_steps"``,
+        ``"max_minutes"`` or ``"early_stopping"``), ``steps_this_run`` and ``steps_per_second``.
+    """
+    max_steps = stage_conf["max_steps"]
+    done = trainer.global_step
+    full = done >= max_steps
+    if full:
+        stopped_by = "max_steps"
+    elif any(isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0 for cb in trainer.callbacks):
+        stopped_by = "early_stopping"
+    else:
+        stopped_by = "max_minutes"
+    if stopped_by == "max_minutes" and trainer.is_global_zero:
+        log.warning("=" * 78)
+        log.warning("WALL-CLOCK CAP: stopped at step %d of %d after max_minutes=%s. The result now depends "
+                    "on this machine's speed and will be below the README's figures; raise max_minutes "
+                    "(or set it to null) and rerun the same command to finish the budget.",
+                    done, max_steps, stage_conf["max_minutes"])
+        log.warning("=" * 78)
+    return {"max_steps": max_steps, "full_budget": full, "stopped_by": stopped_by,
+            "steps_this_run": done - start_step}
+
+
+def budget_report(exp_dir):
+    """One line per finished training step of an experiment: steps run against the budget.
+
+    Returns:
+        tuple: ``(lines, all_full)``; ``all_full`` is False when a run stopped short of max_steps.
+    """
+    lines, all_full = [], True
+    for step in ("step1", "step2"):
+        path = Path(exp_dir) / step / "summary.json"
+        if not path.is_file():
+            continue
+        summary = json.loads(path.read_text())
+        max_steps = summary.get("max_steps")
+        full = summary.get("full_budget", max_steps is None or summary["global_step"] >= max_steps)
+        all_full &= bool(full)
+        rate = summary.get("steps_per_second")
+        speed = f", {rate:.2f} steps/s" if rate else ""
+        verdict = "full budget" if full else f"NOT the full budget (stopped by {summary.get('stopped_by')})"
+        lines.append(f"{step}: {summary['global_step']} of {max_steps} steps{speed}: {verdict}")
+    return lines, all_full
+
+
 def _finish(exp_dir, model, summary, trainer):
     if trainer.is_global_zero:
         atomic_torch_save(model.serialize(), Path(exp_dir) / "best.pth")
@@ -221,8 +282,9 @@ def train_step1(conf, data_dir, exp_dir):
     optimizer = torch.optim.Adam(front_end.parameters(), lr=stage_conf["lr"])
     system = FrontEndSystem(front_end, optimizer, front_end_loss, train_loader, val_loader,
                             config=system_config(conf))
-    start = time.time()
+    start, start_step = time.time(), _resume_step(exp_dir)
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    budget = budget_summary(trainer, stage_conf, start_step)
     front_end.load_state_dict(_best_state_dict(best_ckpt, system))
     oracle = None
     if trainer.is_global_zero:
@@ -234,7 +296,8 @@ def train_step1(conf, data_dir, exp_dir):
     summary = {"step": "step1", "global_step": trainer.global_step, "train_seconds": time.time() - start,
                "best_checkpoint": best_ckpt.best_model_path,
                "best_val_loss": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
-               "val_oracle_sisdri": oracle}
+               "val_oracle_sisdri": oracle, **budget}
+    summary["steps_per_second"] = budget["steps_this_run"] / max(summary["train_seconds"], 1e-9)
     if trainer.is_global_zero:
         print(f"Step 1: oracle SI-SDRi of the learned front end on the validation set: {oracle:.2f} dB")
     _finish(exp_dir, front_end, summary, trainer)
@@ -243,23 +306,34 @@ def train_step1(conf, data_dir, exp_dir):
 
 def compile_masker(model, on_cpu):
     """``torch.compile`` the masker in place (``Module.compile``), so that the state dict keeps its
-    keys and checkpoints and best.pth are the same as without compilation. On CPU, inductor builds
-    C++ kernels: without a C++ compiler on PATH the masker stays eager, with a warning that says
-    how to fix it, instead of failing at the first training step.
+    keys and checkpoints and best.pth are the same as without compilation.
 
-    Returns:
-        bool: whether the masker was compiled.
+    On CPU, inductor builds C++ kernels. Without a C++ compiler on PATH this fails before training
+    with the fix named, rather than at the first step or, worse, as a quiet eager run that trains
+    fewer steps than the configuration was sized for.
+
+    Raises:
+        ConfigError: on CPU with no C++ compiler (g++, c++, clang++ or ``$CXX``) on PATH.
     """
     if on_cpu:
         candidates = [os.environ.get("CXX"), "g++", "c++", "clang++"]
         if not any(shutil.which(c) for c in candidates if c):
-            log.warning("trainer.compile: true needs a C++ compiler on CPU (torch.compile builds C++ "
-                        "kernels) and none of g++, c++, clang++ or $CXX is on PATH; training the masker "
-                        "without compilation. Install one (e.g. apt-get install g++) or set "
-                        "trainer.compile: false.")
-            return False
+            raise ConfigError("trainer.compile: true needs a C++ compiler on CPU (torch.compile builds C++ "
+                              "kernels), and none of g++, c++, clang++ or $CXX is on PATH. Install one "
+                              "(e.g. apt-get install g++) or set trainer.compile: false (--overrides "
+                              "trainer.compile=false), which trains about 1.2x fewer steps per second.")
+    import torch._dynamo
+
+    torch._dynamo.utils.counters.clear()
     model.masker.compile()
-    return True
+
+
+def compiled_graphs():
+    """How many graphs ``torch.compile`` built in this process since :func:`compile_masker`: 0 when
+    the masker ran eager (the evidence that a compiled run was compiled)."""
+    import torch._dynamo
+
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
 def build_separator(conf, front_end_path=None):
@@ -300,19 +374,33 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
     system = SeparatorSystem(model, optimizer, loss_func, train_loader, val_loader,
                              scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
-    start = time.time()
+    start, start_step = time.time(), _resume_step(exp_dir)
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    budget = budget_summary(trainer, stage_conf, start_step)
     model.load_state_dict(_best_state_dict(best_ckpt, system))
     summary = {"step": "step2", "global_step": trainer.global_step, "train_seconds": time.time() - start,
                "best_checkpoint": best_ckpt.best_model_path,
                "best_val_sisdr": -float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
                "n_params": sum(p.numel() for p in model.masker.parameters()),
-               "nonfinite_steps": system.nonfinite_steps}
+               "nonfinite_steps": system.nonfinite_steps, **budget,
+               "masker_compiled_graphs": compiled_graphs()}
+    summary["steps_per_second"] = budget["steps_this_run"] / max(summary["train_seconds"], 1e-9)
     _finish(exp_dir, model, summary, trainer)
     return exp_dir / "best.pth"
 
 
 def main(argv=None):
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["budget"]:
+        # `python -m twostep_asteroid.train budget EXP`: steps run against the budget (run.sh's last lines).
+        lines, all_full = budget_report(argv[1])
+        print("\n".join(lines) or f"No finished training step in {argv[1]}.")
+        if not all_full:
+            print("Results of a run that did not train its full step budget are lower than the README's "
+                  "figures for this configuration (see the warnings above).")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["step1", "step2"])
     parser.add_argument("--conf", help="YAML configuration (see conf/default.yml)")
@@ -330,4 +418,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -46,7 +46,11 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
     assert "| TwoStepTDCN |" in log
     hub = exp / "hub"
     assert (hub / "model.safetensors").is_file() and (hub / "config.json").is_file()
-    assert "license" in (hub / "README.md").read_text()
+    # The embedded voices include CC-BY-SA-3.0 recordings: share-alike carries over to the model.
+    card = (hub / "README.md").read_text()
+    front_matter = card.split("---")[1]
+    assert "license: cc-by-sa-3.0" in front_matter.splitlines()
+    assert json.loads((hub / "config.json").read_text())
 
     stamps = {p: p.stat().st_mtime_ns for p in [exp / "step1" / "best.pth", exp / "step2" / "best.pth",
                                                  exp / "eval" / "results.json"]}

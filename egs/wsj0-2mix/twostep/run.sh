@@ -36,6 +36,17 @@ _recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir
 . ./path.sh
 
 if [ -n "$wsj0_dir" ] || [ -n "$wsj0mix_dir" ]; then corpus=wsj0mix; fi
+case "$corpus" in
+  prompts) ;;
+  wsj0mix)
+    if [ -n "$wsj0_dir" ] && [ -n "$wsj0mix_dir" ]; then
+      echo "$0: give either --wsj0_dir (create wsj0-mix from WSJ0) or --wsj0mix_dir (an existing wsj0-mix folder), not both" >&2; exit 1
+    fi
+    if [ -z "$wsj0_dir" ] && [ -z "$wsj0mix_dir" ] && [ "$stage" -le 0 ]; then
+      echo "$0: --corpus wsj0mix needs --wsj0mix_dir DIR (an existing wsj0-mix folder) or --wsj0_dir DIR --lists_dir DIR" >&2; exit 1
+    fi ;;
+  *) echo "$0: unknown --corpus $corpus (prompts or wsj0mix)" >&2; exit 1 ;;
+esac
 n_src_guess=$(python -m twostep_asteroid.config get data.n_src --conf "$conf")
 [ -n "$tag" ] || tag="$(basename "$conf" .yml)_${corpus}"
 exp=$exp_root/$tag
@@ -64,9 +75,13 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
       --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else
-    local/prepare_wsj0mix.sh --out "$data_dir" --wsj0_dir "$wsj0_dir" --lists_dir "$lists_dir" \
-      --wsj0mix_dir "$wsj0mix_dir" --n_src "$(get data.n_src)" --sample_rate "$(get data.sample_rate)" \
-      2>&1 | tee "$exp/logs/stage0_data.log"
+    # Pass only the options that were given: --wsj0_dir (with --lists_dir) and --wsj0mix_dir exclude each other.
+    src_opts=()
+    if [ -n "$wsj0mix_dir" ]; then src_opts+=(--wsj0mix_dir "$wsj0mix_dir"); fi
+    if [ -n "$wsj0_dir" ]; then src_opts+=(--wsj0_dir "$wsj0_dir"); fi
+    if [ -n "$lists_dir" ]; then src_opts+=(--lists_dir "$lists_dir"); fi
+    local/prepare_wsj0mix.sh --out "$data_dir" "${src_opts[@]}" --n_src "$(get data.n_src)" \
+      --sample_rate "$(get data.sample_rate)" 2>&1 | tee "$exp/logs/stage0_data.log"
   fi
 fi
 
@@ -95,8 +110,19 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log_stage 4 "Hub packaging -> $exp/hub"
+  set +e
   python -m twostep_asteroid.hub package --model "$exp/step2/best.pth" --results "$exp/eval/results.json" \
     --data_dir "$data_dir" --out_dir "$exp/hub" ${hub_repo_id:+--repo_id "$hub_repo_id"} \
     2>&1 | tee "$exp/logs/stage4_package.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "$0: stage 4 failed (see $exp/logs/stage4_package.log). To retry only it, rerun the same command with --stage 4." >&2
+    exit "$rc"
+  fi
+  if [ -z "$hub_repo_id" ]; then
+    echo "To upload the model: rerun the same command with --stage 4 --hub_repo_id <org>/<name> and HF_TOKEN set."
+  fi
 fi
+python -m twostep_asteroid.train budget "$exp" | tee -a "$exp/logs/run.log"
 log_stage done "$exp"

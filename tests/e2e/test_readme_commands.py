@@ -1,0 +1,291 @@
+"""Every command of the README, run as a user types it.
+
+The commands are read from README.md itself (its ``bash`` and ``python`` blocks), so a README line
+that drifts from the code (a renamed option, a wrong path, a snippet that no longer runs) fails
+here. Each line is run through ``bash -c`` as written, with only these changes:
+
+- placeholder paths (``/data/wsj0-mix/2speakers``, ``/data/wsj0``, ``/data/create-speaker-mixtures``)
+  point at fake trees built in the test with the real layouts and file names;
+- recipe lines get ``--data_root/--exp_root/--deb_cache`` into the test's folder and tiny model
+  sizes and step counts (``--overrides``), because the README's confs are 30-minute or GPU-sized;
+- the Hub id ``org/name`` resolves through a real, offline ``huggingface_hub`` cache holding the
+  model that the test's own recipe run packaged.
+
+A README command that no handler below knows fails the test: add the command's case here.
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "egs" / "wsj0-2mix" / "twostep"
+README = ROOT / "README.md"
+DEB_CACHE = Path(os.environ.get("TWOSTEP_DEB_CACHE", Path.home() / ".cache" / "twostep-asteroid" / "debs"))
+TAG = "default_prompts"  # the tag of `./run.sh` with no arguments, which the README's paths name
+
+TINY = ("data.segment=0.5 data.val_segment=1.0 data.num_workers=0 data.n_tr=24 data.n_cv=4 data.n_tt=4 "
+        "front_end.n_filters=16 front_end.kernel_size=16 front_end.stride=8 "
+        "step1.batch_size=2 step1.max_steps=4 step1.val_every_n_steps=2 step1.limit_val_batches=2 "
+        "masker.bn_chan=8 masker.hid_chan=8 masker.n_blocks=2 masker.n_repeats=1 "
+        "step2.batch_size=2 step2.max_steps=4 step2.val_every_n_steps=2 step2.limit_val_batches=2 "
+        "step2.ckpt_every_n_steps=2 trainer.compile=false "
+        "eval.metrics=[si_sdr] eval.n_examples=1 eval.max_utterances=3 eval.num_workers=1")
+
+
+def readme_commands(text=None):
+    """``(kind, command)`` for every command of the README's ``bash`` blocks (continuations joined,
+    comment lines dropped; ``a && b`` gives both) and every ``python`` block (kind ``python``)."""
+    text = README.read_text() if text is None else text
+    out = []
+    for lang, body in re.findall(r"```(bash|python)\n(.*?)```", text, flags=re.S):
+        if lang == "python":
+            out.append(("python", body))
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part, comments=True)
+                if words:
+                    # Kept as written where the shell must expand it (globs, braces), else normalised.
+                    out.append(("bash", part.split(" #")[0].strip() if _needs_shell(part) else shlex.join(words)))
+    unique = []
+    for item in out:  # a command shown twice (quick start and recipe section) runs once
+        if item not in unique:
+            unique.append(item)
+    return unique
+
+
+def _needs_shell(line):
+    return any(c in line for c in "{}*")
+
+
+def _ids():
+    return [f"{kind}:{cmd.splitlines()[0][:70] if kind == 'python' else cmd[:70]}" for kind, cmd in readme_commands()]
+
+
+def _tone(f0, seconds, sr=8000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) / k for k in range(1, 5))
+    return (0.1 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def make_fake_wsj0mix(root, n=(6, 3, 3)):
+    """A wsj0-2mix folder as the MERL scripts write it: ``wav8k/min/{tr,cv,tt}/{mix,s1,s2}/`` with the
+    standard ``<utt1>_<snr1>_<utt2>_<snr2>.wav`` names."""
+    speakers = ["01t", "02c", "40a", "05b"]
+    for split, count in zip(("tr", "cv", "tt"), n):
+        for k in range(count):
+            a, b = speakers[k % 4], speakers[(k + 1) % 4]
+            snr = round(0.37 * (k + 1), 4)
+            name = f"{a}a010{k}_{snr}_{b}c020{k}_{-snr}.wav"
+            s1, s2 = _tone(110 + 30 * k, 1.5, seed=k), _tone(190 + 20 * k, 1.5, seed=50 + k)
+            for sub, x in (("s1", s1), ("s2", s2), ("mix", s1 + s2)):
+                d = Path(root) / "wav8k" / "min" / split / sub
+                d.mkdir(parents=True, exist_ok=True)
+                sf.write(d / name, x, 8000, subtype="PCM_16")
+    return Path(root)
+
+
+class Workspace:
+    """The test's folders, the fake trees, and one tiny recipe run (stages 0-4) under the README's
+    default tag, whose outputs the README's Python, export, Hub and CLI lines use."""
+
+    def __init__(self, root):
+        from tests.test_data_wsj0mix import make_fake_wsj0
+        from tests.test_hub import add_to_cache
+
+        self.root = Path(root)
+        self.wsj0mix = make_fake_wsj0mix(self.root / "wsj0-mix" / "2speakers")
+        self.wsj0, self.lists, _ = make_fake_wsj0(self.root / "wsj0root")
+        hf = self.root / "hf"
+        self.env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+                        HF_HOME=str(hf), HF_HUB_CACHE=str(hf / "hub"), HF_HUB_OFFLINE="1",
+                        OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+            self.env.pop(var, None)
+        self.data = self.root / "data"
+        self.exp = self.root / "exp"
+        self.run(f"./run.sh --tag {TAG}", cwd=RECIPE,
+                 extra=["--overrides", TINY, *self.recipe_args(self.data, self.exp)])
+        hub_dir = self.exp / TAG / "hub"
+        add_to_cache(hf / "hub", "org/name", {p.name: p.read_bytes() for p in hub_dir.iterdir()}, "b" * 40)
+        # A user's working folder: the README's relative paths (exp/..., data/..., egs/...) resolve here.
+        self.cwd = self.root / "user"
+        (self.cwd / "egs" / "wsj0-2mix" / "twostep").mkdir(parents=True)
+        for base in (self.cwd, self.cwd / "egs" / "wsj0-2mix" / "twostep"):
+            (base / "exp").symlink_to(self.exp)
+            (base / "data").symlink_to(self.data)
+        mixture = np.stack([_tone(140, 2.0), _tone(230, 2.0, seed=3)]).sum(0)
+        for name in ("mix.wav", "mixture.wav"):
+            sf.write(self.cwd / name, mixture, 8000)
+        (self.cwd / "recordings").mkdir()
+        sf.write(self.cwd / "recordings" / "call.wav", mixture[:12000], 8000)
+        (self.cwd / "more").mkdir()
+        sf.write(self.cwd / "more" / "a.flac", mixture, 8000)
+
+    def recipe_args(self, data, exp):
+        return ["--data_root", str(data), "--exp_root", str(exp), "--deb_cache", str(DEB_CACHE)]
+
+    def substitute(self, command):
+        for placeholder, real in (("/data/wsj0-mix/2speakers", self.wsj0mix),
+                                  ("/data/create-speaker-mixtures", self.lists), ("/data/wsj0", self.wsj0)):
+            command = command.replace(placeholder, str(real))
+        return command
+
+    def run(self, command, cwd, extra=(), timeout=1500):
+        full = command + "".join(" " + shlex.quote(a) for a in extra)
+        out = subprocess.run(["bash", "-c", full], cwd=cwd, env=self.env, capture_output=True, text=True,
+                             timeout=timeout)
+        assert out.returncode == 0, f"`{full}` failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        return out.stdout + out.stderr
+
+
+def _with_tiny_overrides(command):
+    """The command with TINY prepended to its --overrides (the README's own overrides win)."""
+    words = shlex.split(command)
+    if "--overrides" in words:
+        i = words.index("--overrides")
+        words[i + 1] = f"{TINY} {words[i + 1]}"
+        return shlex.join(words), []
+    return command, ["--overrides", TINY]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    debs = sorted(DEB_CACHE.glob("*.deb"))
+    assert debs, f"run `make debs` first: the corpus packages are not in {DEB_CACHE}"
+    return Workspace(tmp_path_factory.mktemp("readme"))
+
+
+def _run_recipe_line(ws, command, tmp_path):
+    """A ``./run.sh`` line in its own experiment and data folders (the embedded corpus shared)."""
+    if "--help" in command:
+        out = ws.run(command, cwd=RECIPE)
+        script = (RECIPE / "run.sh").read_text()
+        options = re.search(r'_recipe_options="([^"]+)"', script).group(1).split()
+        assert all(f"--{name}" in out for name in options), out
+        return
+    command, extra = _with_tiny_overrides(ws.substitute(command))
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    data.mkdir()
+    (data / "prompts").symlink_to(ws.data / "prompts")
+    args = ws.recipe_args(data, exp)
+    stage = re.search(r"--stage[ =](\d+)", command)
+    if stage and int(stage.group(1)) > 0:
+        # "after a finished stage N-1": the earlier stages of the same command, run first.
+        earlier = re.sub(r"--stage[ =]\d+|--stop_stage[ =]\d+", "", command)
+        ws.run(earlier, cwd=RECIPE, extra=[*extra, *args, "--stop_stage", str(int(stage.group(1)) - 1)])
+    log = ws.run(command, cwd=RECIPE, extra=[*extra, *args])
+    stop = re.search(r"--stop_stage[ =](\d+)", command)
+    last = int(stop.group(1)) if stop else 4
+    (tag_dir,) = [p for p in exp.iterdir() if p.is_dir()]
+    if last >= 2:
+        summary = json.loads((tag_dir / "step2" / "summary.json").read_text())
+        assert summary["full_budget"] is True and summary["global_step"] == 4
+        assert "step2: 4 of 4 steps" in log
+    if last >= 3:
+        results = json.loads((tag_dir / "eval" / "results.json").read_text())
+        assert np.isfinite(results["si_sdr_imp"]) and 1 <= results["n_utterances"] <= 3
+    if last >= 4:
+        assert (tag_dir / "hub" / "model.safetensors").is_file()
+    conf = (tag_dir / "conf.yml").read_text()
+    if "--precision bf16-mixed" in command:
+        assert "precision: bf16-mixed" in conf
+    if "--devices 2" in command:
+        assert "devices: 2" in conf and "strategy: ddp" in conf
+    if "--wsj0mix_dir" in command or "--wsj0_dir" in command:
+        assert (data / "wsj2mix" / "json" / "tt" / "mix.json").is_file()
+
+
+def _run_compare_line(ws, command, tmp_path):
+    script = command.split()[0]
+    tiny = {"local/compare_frontends.sh": ["--Ns", "16", "--Ls", "16", "--steps", "4", "--windows", "64",
+                                           "--max_utterances", "2"],
+            "local/compare_two_step_e2e.sh": ["--steps", "4", "--step1_steps", "4"]}[script]
+    command, extra = _with_tiny_overrides(command)
+    exp = tmp_path / "exp"
+    ws.run(command, cwd=RECIPE, extra=[*extra, *tiny, "--data_dir", str(ws.data / "prompts" / "json"),
+                                      "--exp_root", str(exp)])
+    outputs = {"local/compare_frontends.sh": "compare_frontends/frontends.csv",
+               "local/compare_two_step_e2e.sh": "compare_two_step_e2e/runs.csv"}[script]
+    assert (exp / outputs).is_file()
+    if script.endswith("e2e.sh"):
+        ws.e2e_exp = exp  # for the README's `python -m twostep_asteroid.compare runs` line
+
+
+def _run_python_module_line(ws, command, tmp_path):
+    module = shlex.split(command)[2] if not _needs_shell(command) else command.split()[2]
+    if module == "twostep_asteroid.compare":
+        exp = getattr(ws, "e2e_exp", None)
+        if exp is None:  # run the README's compare script first, as the README orders them
+            (line,) = [c for k, c in readme_commands() if c.startswith("local/compare_two_step_e2e.sh")]
+            _run_compare_line(ws, line, tmp_path / "e2e")
+            exp = ws.e2e_exp
+        cwd = tmp_path / "cwd"
+        cwd.mkdir()
+        (cwd / "exp").symlink_to(exp)
+        ws.run(command, cwd=cwd)
+        assert (exp / "compare_two_step_e2e" / "runs.md").is_file()
+        return
+    cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    ws.run(command, cwd=cwd)
+    if module == "twostep_asteroid.export":
+        assert (cwd / "model.onnx").stat().st_size > 0 and (cwd / "model.pt").stat().st_size > 0
+    elif module == "twostep_asteroid.hub":
+        assert "license: cc-by-sa-3.0" in (ws.exp / TAG / "hub" / "README.md").read_text()
+    else:
+        raise AssertionError(f"README runs `python -m {module}`: add its case to this test")
+
+
+def _run_separate_line(ws, command, tmp_path):
+    ws.run(command, cwd=ws.cwd)
+    # The installed console script, not only `python -m`: it is what PATH resolves.
+    assert shutil.which("twostep-separate", path=ws.env["PATH"]).startswith(str(ROOT / ".venv"))
+    out = ws.cwd / "separated"
+    for name in ("mix", "call", "a"):
+        assert (out / f"{name}_s1.wav").is_file() and (out / f"{name}_s2.wav").is_file(), sorted(out.iterdir())
+
+
+HANDLERS = {"./run.sh": _run_recipe_line, "local/compare_frontends.sh": _run_compare_line,
+            "local/compare_two_step_e2e.sh": _run_compare_line, "python": _run_python_module_line,
+            "twostep-separate": _run_separate_line}
+# Lines not run here, and why: each is run by CI itself or is a directory change.
+NOT_RUN = {"make test": "CI runs it (.ci/run), and this test runs inside it",
+           "cd egs/wsj0-2mix/twostep": "a directory change: the next command runs in the recipe folder"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,command", readme_commands(), ids=_ids())
+def test_readme_command(ws, kind, command, tmp_path):
+    if kind == "python":
+        # The snippet as written, in a user's folder holding the files it names.
+        out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", command], cwd=ws.cwd, env=ws.env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"README snippet failed:\n{command}\n{out.stderr[-3000:]}"
+        return
+    if command in NOT_RUN:
+        return
+    handler = HANDLERS.get(command.split()[0])
+    assert handler is not None, f"README command `{command}` has no case in {__file__}: add one"
+    handler(ws, command, tmp_path)
+
+
+def test_readme_commands_are_found_and_known():
+    """The parser sees the README's commands, and every one has a handler (fast: no running)."""
+    commands = readme_commands()
+    bash = [c for k, c in commands if k == "bash"]
+    assert any(c.startswith("./run.sh --wsj0mix_dir") for c in bash)
+    assert any(c.startswith("./run.sh --wsj0_dir") for c in bash)
+    assert sum(k == "python" for k, _ in commands) >= 2
+    unknown = [c for c in bash if c not in NOT_RUN and c.split()[0] not in HANDLERS]
+    assert not unknown, f"README commands with no case in this test: {unknown}"
+    parsed = readme_commands("```bash\n./run.sh --a 1 \\\n  --b 2   # note\n# only a comment\ncd x && ./y\n```\n")
+    assert parsed == [("bash", "./run.sh --a 1 --b 2"), ("bash", "cd x"), ("bash", "./y")]
