@@ -5,8 +5,10 @@ fake prompt tree, steps 1 and 2 for a few steps, then ``python -m twostep_astero
 """
 import csv
 import json
+import re
 import shutil
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -97,7 +99,7 @@ def recipe_run(tmp_path_factory):
     train_step1(load_config(None, TINY), corpus / "json", exp / "step1")
     train_step2(load_config(None, TINY), corpus / "json", exp / "step2", exp / "step1" / "best.pth")
     evaluate.main(["--model", str(exp / "step2" / "best.pth"), "--data_dir", str(corpus / "json" / "tt"),
-                   "--out_dir", str(exp / "eval"), "--conf", str(exp / "step2" / "conf.yml"),
+                   "--out_dir", str(exp / "eval"),  # no --conf: the page shows the run's own conf.yml
                    "eval.metrics=[si_sdr,sdr,stoi]", "eval.num_workers=1", "eval.n_examples=3"])
     return SimpleNamespace(exp=exp, corpus=corpus)
 
@@ -170,10 +172,16 @@ def test_separation_report_in_a_browser(tmp_path, capsys):
     assert played == sorted([str(inputs / "a.wav"), str(inputs / "b.flac")]
                             + [str(out / f"{n}_s{c}.wav") for n in "ab" for c in (1, 2)])
     assert len(info["images"]) == 6 and "scores" in info["text"] and not info["tables"]
+    with pytest.raises(SystemExit) as exit_info:  # --report a.wav a.wav ...: DIR is a file, a typo
+        separate_main([str(inputs / "a.wav"), "--report", str(inputs / "a.wav"), "--model", str(tmp_path / "model")])
+    assert exit_info.value.code == 2 and "--report takes a folder" in capsys.readouterr().err
     # --report DIR: the page elsewhere, with links back to the separated files.
     assert separate_main([str(inputs / "a.wav"), "--model", str(tmp_path / "model"), "--out_dir", str(out), "-q",
                           f"--report={tmp_path / 'page'}"]) == 0
-    assert problems(open_report(tmp_path / "page" / "report.html")) == []
+    page = tmp_path / "page" / "report.html"
+    sources = re.findall(r'src="([^"]+)"', page.read_text())
+    assert len(sources) == 2 * 3 and all((page.parent / unquote(src)).resolve().is_file() for src in sources)
+    assert (page.parent / unquote(sources[0])).resolve() == (inputs / "a.wav").resolve()
 
 
 def test_comparison_report_in_a_browser(recipe_run, tmp_path):

@@ -222,7 +222,8 @@ def main(argv=None):
     print(results_markdown(means))
     from .report import evaluation_report
 
-    print(f"Report (open in a browser): {evaluation_report(args.out_dir, args.model, conf, args.data_dir)}")
+    # The page shows the training run's own conf.yml (beside --model), not this evaluation's --conf.
+    print(f"Report (open in a browser): {evaluation_report(args.out_dir, args.model, data_dir=args.data_dir)}")
 
 
 if __name__ == "__main__":
