@@ -13,7 +13,7 @@ DEB_CACHE ?= $(HOME)/.cache/twostep-asteroid/debs
 PROMPT_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
 
-.PHONY: env test test-all clean-env debs
+.PHONY: env test test-all clean-env debs browser
 
 env: $(STAMP)
 
@@ -36,6 +36,12 @@ debs:
 	mkdir -p $(DEB_CACHE)
 	cd $(DEB_CACHE) && for p in $(PROMPT_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || \
 	  apt-get download $$p || { apt-get update -qq && apt-get download $$p; }; done
+
+# Headless Chromium for the report tests (tests/test_report.py): Debian's chromium and its driver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 clean-env:
 	rm -rf $(VENV)

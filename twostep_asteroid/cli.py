@@ -5,9 +5,10 @@ Usage::
     twostep-separate mix.wav recordings/ "more/*.flac" --model org/name --out_dir separated/
 
 Writes ``<out_dir>/<name>_s1.wav``, ``<name>_s2.wav``... (32-bit float WAV at the input's rate, as
-long as the input). Long files are separated in overlapping chunks with bounded memory, inputs at
-another rate are resampled to the model's and back, multi-channel inputs are downmixed (each with
-a notice). Unreadable files are skipped and listed at the end; the exit status is then 1.
+long as the input); with ``--report``, also ``report.html`` (players and spectrograms). Long files
+are separated in overlapping chunks with bounded memory, inputs at another rate are resampled to
+the model's and back, multi-channel inputs are downmixed (each with a notice). Unreadable files
+are skipped and listed at the end; the exit status is then 1.
 Exit status 2: bad arguments, no input found, or the model cannot be loaded.
 """
 from __future__ import annotations
@@ -54,6 +55,9 @@ def build_parser():
                         help="soundfile subtype of the outputs (default FLOAT: no clipping; e.g. PCM_16)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; 1 is often faster on busy machines)")
+    parser.add_argument("--report", nargs="?", const="", default=None, metavar="DIR",
+                        help="also write an HTML page with players and spectrograms of each input and its "
+                             "separated sources: DIR/report.html (without DIR: in --out_dir)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -124,6 +128,9 @@ def separate_main(argv=None):
         parser.error("--hop_seconds must be in (0, --chunk_seconds]")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be >= 1")
+    if args.report and os.path.isfile(args.report):
+        parser.error(f"--report takes a folder, and {args.report} is a file: write --report=DIR, or put "
+                     "--report after the inputs")
     import soundfile as sf
 
     args.subtype = args.subtype.upper()
@@ -163,7 +170,7 @@ def separate_main(argv=None):
     out_root = Path(args.out_dir)
     n_src = getattr(model, "n_src", None)
     claimed = {}
-    failed, done = [], 0
+    failed, done, separated = [], 0, []
     bar = tqdm(files, unit="file", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
     for path, sub in bar:
         bar.set_postfix_str(path.name, refresh=False)
@@ -176,9 +183,10 @@ def separate_main(argv=None):
                     raise RuntimeError(f"its outputs {out_paths[0].name}... would overwrite those of {owner}; "
                                        "separate it in another run with another --out_dir")
                 claimed[out_paths[0].resolve()] = path
-            separate_file(model, path, out_paths=out_paths, out_dir=out_root / sub,
-                          chunk_seconds=args.chunk_seconds or None, hop_seconds=args.hop_seconds,
-                          resample=not args.no_resample, device=device, subtype=args.subtype, notify=say)
+            result = separate_file(model, path, out_paths=out_paths, out_dir=out_root / sub,
+                                   chunk_seconds=args.chunk_seconds or None, hop_seconds=args.hop_seconds,
+                                   resample=not args.no_resample, device=device, subtype=args.subtype, notify=say)
+            separated.append({**result, "input": str(path)})
             done += 1
         except KeyboardInterrupt:
             say("Interrupted: the file in progress was not written.")
@@ -189,6 +197,12 @@ def separate_main(argv=None):
             say(f"Skipped {path}: {reason}")
     bar.close()
     say(f"Separated {done}/{len(files)} file(s) into {out_root}/")
+    if args.report is not None:
+        from .report import separation_report
+
+        page = separation_report(args.report or out_root, separated, title=f"Separated with {args.model}",
+                                 subtitle=_describe(model, device))
+        say(f"Report (open in a browser): {page}")
     if failed:
         say(f"{len(failed)} file(s) failed:")
         for path, reason in failed:

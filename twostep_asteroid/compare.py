@@ -7,15 +7,16 @@
     oracle masks ``irm`` (ratio), ``softmax`` (over sources: the paper's latent mask) and ``binary``
     (argmax). Writes
     ``frontends.csv`` (one row per system and mask: mean, std and number of mixtures),
-    ``frontends_per_utterance.csv``, ``frontends.md`` (a markdown table) and ``frontends.png``.
+    ``frontends_per_utterance.csv``, ``frontends.md`` (a markdown table), ``frontends.png`` and
+    ``report.html`` (the page with them, :func:`twostep_asteroid.report.comparison_report`).
 
 ``python -m twostep_asteroid.compare runs RUN_DIR [RUN_DIR ...] --out_dir DIR``
     One table of finished step-2 runs (a ``RUN_DIR`` is a ``train step2 --exp_dir``: ``conf.yml``,
     ``summary.json``, and the ``results.json`` of ``python -m twostep_asteroid.evaluate`` in
     ``RUN_DIR/eval/``, ``RUN_DIR/`` or ``RUN_DIR/../eval/``): system (two-step or end-to-end), dynamic
     mixing, seed, steps, test SI-SDRi; mean +- std over seeds; the paired differences two-step -
-    end-to-end and dynamic mixing on - off, seed by seed. Writes ``runs.csv``, ``runs_summary.csv``
-    and ``runs.md``.
+    end-to-end and dynamic mixing on - off, seed by seed. Writes ``runs.csv``, ``runs_summary.csv``,
+    ``runs.md``, ``runs.png`` and ``report.html`` (tables, plot, and links to each run's evaluation page).
 
 References
     Tzinis et al., "Two-Step Sound Source Separation: Training on Learned Latent Targets",
@@ -36,6 +37,7 @@ import yaml
 
 from .data.audio_io import atomic_savefig, atomic_write_text
 from .evaluate import _items, si_sdr_improvement, utterance_id, write_csv
+from .report import REPORT_NAME, comparison_report
 from .targets import MASK_TYPES, check_mask_types, front_end_oracle_separation, stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.compare")
@@ -266,7 +268,7 @@ def compare_frontends(dataset, systems, out_dir, masks=MASK_TYPES, max_items=Non
         dataset: Test items ``(mixture [T], sources [n_src, T])``.
         systems (list of OracleSystem): e.g. :func:`stft_system` and :func:`learned_system` outputs.
         out_dir (str or Path): Where ``frontends.csv``, ``frontends_per_utterance.csv``,
-            ``frontends.md`` and ``frontends.png`` go.
+            ``frontends.md``, ``frontends.png`` and ``report.html`` go.
         masks (tuple of str): Oracle masks.
         max_items (int, optional): Only the first ``max_items`` mixtures.
 
@@ -281,6 +283,7 @@ def compare_frontends(dataset, systems, out_dir, masks=MASK_TYPES, max_items=Non
     write_csv(summary, out_dir / "frontends.csv")
     atomic_write_text(out_dir / "frontends.md", frontends_markdown(summary))
     plot_frontends(summary, out_dir / "frontends.png")
+    comparison_report(out_dir)
     return summary
 
 
@@ -458,7 +461,8 @@ def runs_table(run_dirs, out_dir=None):
     Args:
         run_dirs (list of str or Path): Step-2 experiment folders (see :func:`load_run`).
         out_dir (str or Path, optional): Where ``runs.csv`` (one row per run),
-            ``runs_summary.csv`` (means and paired differences) and ``runs.md`` go.
+            ``runs_summary.csv`` (means and paired differences), ``runs.md``, ``runs.png`` and
+            ``report.html`` go.
 
     Returns:
         str: The markdown tables.
@@ -482,7 +486,42 @@ def runs_table(run_dirs, out_dir=None):
                       for d in diffs])
         write_csv(summary, out_dir / "runs_summary.csv")
         atomic_write_text(out_dir / "runs.md", text)
+        plot_runs(rows, out_dir / "runs.png")
+        reports = [(f"{r['system']}, dynamic mixing {'on' if r['dynamic_mixing'] else 'off'}, seed {r['seed']}: "
+                    f"{r['run']}", find_results(r["run"]).parent / REPORT_NAME) for r in rows]
+        comparison_report(out_dir, run_reports=reports)
     return text
+
+
+def plot_runs(rows, path):
+    """PNG: the test SI-SDRi of every run (one dot per seed) and the mean, per system and dynamic mixing.
+
+    Args:
+        rows (list of dict): :func:`load_run` rows.
+        path (str or Path): The PNG to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = aggregate_runs(rows)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(groups), 3.6))
+    for x, g in enumerate(groups):
+        values = [r for r in rows if r["system"] == g["system"] and r["dynamic_mixing"] == g["dynamic_mixing"]]
+        ax.scatter([x] * len(values), [r["si_sdr_imp"] for r in values], color="tab:blue", zorder=3)
+        for r in values:
+            ax.annotate(f"seed {r['seed']}", (x, r["si_sdr_imp"]), xytext=(6, 0), textcoords="offset points",
+                        fontsize=7, va="center")
+        ax.hlines(g["si_sdr_imp"], x - 0.25, x + 0.25, color="k", lw=2, zorder=2)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{g['system']}\nDM {'on' if g['dynamic_mixing'] else 'off'}" for g in groups])
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set(ylabel="test SI-SDRi (dB)", title="Runs (dots) and mean over seeds (bars)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------------

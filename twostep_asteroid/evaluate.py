@@ -2,8 +2,10 @@
 
 ``python -m twostep_asteroid.evaluate --model exp/tag/step2/best.pth --data_dir data/.../json/tt
 --out_dir exp/tag/eval`` writes ``metrics.csv`` (one row per utterance), ``results.json`` (means),
-``results.md`` (a markdown table), ``examples/`` (a few separated mixtures as wav) and
-``report.png`` (the learned filters' frequency responses and the SI-SDRi histogram).
+``results.md`` (a markdown table), ``examples/`` (mixture, estimates and references of a few test
+mixtures as wav: the best, median and worst SI-SDRi...), ``report.png`` (the learned filters'
+frequency responses and the SI-SDRi histogram) and ``report.html``, the page that shows it all
+(:mod:`twostep_asteroid.report`).
 """
 import argparse
 import csv
@@ -101,27 +103,25 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
 
     Besides the model, each row has the oracle SI-SDRi of the model's front end (ideal latent
     masks) and of an STFT ideal ratio mask on the same mixture. The metrics (asteroid's
-    ``get_metrics``, i.e. pb_bss_eval) are computed in ``num_workers`` processes.
+    ``get_metrics``, i.e. pb_bss_eval) are computed in ``num_workers`` processes. The
+    ``n_examples`` listening examples span the SI-SDRi ranking (best, median, worst...: see
+    :func:`~twostep_asteroid.report.write_examples`).
 
     Returns:
         dict: The means written to ``results.json``.
     """
     import multiprocessing
 
-    import soundfile as sf
+    from .report import write_examples
 
     out_dir = Path(out_dir)
-    (out_dir / "examples").mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     sample_rate = int(model.sample_rate)
     rows, jobs = [], []
     for idx, mix, sources, est, oracles in _separate_all(model, dataset, max_items, stft_n_fft):
         rows.append({"utt_id": utterance_id(dataset, idx), **oracles})
         jobs.append((mix, sources, est, sample_rate, tuple(metrics_list)))
-        if idx < n_examples:
-            sf.write(out_dir / "examples" / f"{rows[-1]['utt_id']}_mix.wav", mix, sample_rate)
-            for c in range(est.shape[0]):
-                sf.write(out_dir / "examples" / f"{rows[-1]['utt_id']}_s{c + 1}.wav", est[c], sample_rate)
     if not rows:
         raise ValueError("The test set is empty: nothing to evaluate.")
     if num_workers > 1:
@@ -134,6 +134,9 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "utt_id"}
     means["n_utterances"] = len(rows)
     write_csv(rows, out_dir / "metrics.csv")
+    write_examples(out_dir / "examples", [{"utt_id": row["utt_id"], "mixture": job[0], "sources": job[1],
+                                           "estimates": job[2], "scores": row} for row, job in zip(rows, jobs)],
+                   sample_rate, n_examples)
     atomic_write_json(out_dir / "results.json", means)
     atomic_write_text(out_dir / "results.md", results_markdown(means))
     plot_report(model, [r["si_sdr_imp"] for r in rows], out_dir / "report.png")
@@ -217,6 +220,10 @@ def main(argv=None):
                            stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"],
                            num_workers=ev["num_workers"])
     print(results_markdown(means))
+    from .report import evaluation_report
+
+    # The page shows the training run's own conf.yml (beside --model), not this evaluation's --conf.
+    print(f"Report (open in a browser): {evaluation_report(args.out_dir, args.model, data_dir=args.data_dir)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import artefact_dir, open_report, problems
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "wsj0-2mix" / "twostep"
 DEB_CACHE = Path(os.environ.get("TWOSTEP_DEB_CACHE", Path.home() / ".cache" / "twostep-asteroid" / "debs"))
@@ -22,7 +24,7 @@ def _run(tmp_path, *extra):
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     out = subprocess.run(cmd, cwd=RECIPE, capture_output=True, text=True, timeout=1500, env=env)
     assert out.returncode == 0, f"run.sh failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
+    return out.stderr + out.stdout  # stdout last: what run.sh ends by printing
 
 
 @pytest.mark.slow
@@ -44,6 +46,14 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
     assert (exp / "eval" / "report.png").stat().st_size > 10_000
     assert list((exp / "eval" / "examples").glob("*_s2.wav"))
     assert "| TwoStepTDCN |" in log
+    page = exp / "eval" / "report.html"
+    assert log.rstrip().endswith(f"Evaluation report (open it in a browser): {page.resolve()}")
+    info = open_report(page, screenshot=artefact_dir(tmp_path) / "recipe_report.png")
+    assert problems(info) == []
+    assert len(info["audios"]) == 3 * 5  # best, median, worst: mixture, 2 estimates, 2 references
+    assert [row[1] for row in info["tables"][0][1:]] == [
+        f"{results[k]:.2f}" for k in ("si_sdr_imp", "oracle_latent_si_sdr_imp", "oracle_stft_irm_si_sdr_imp")]
+    assert all(s in info["text"] for s in ("Best SI-SDRi", "Median SI-SDRi", "Worst SI-SDRi", "Training curves"))
     hub = exp / "hub"
     assert (hub / "model.safetensors").is_file() and (hub / "config.json").is_file()
     # The embedded voices include CC-BY-SA-3.0 recordings: share-alike carries over to the model.
@@ -56,4 +66,5 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
                                                  exp / "eval" / "results.json"]}
     log = _run(tmp_path, "--stop_stage", "3")
     assert "already done" in log
+    assert log.rstrip().endswith(f"Evaluation report (open it in a browser): {page.resolve()}")
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished stage was redone"

@@ -98,7 +98,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  if [ -f "$exp/eval/results.json" ] && [ "$exp/eval/results.json" -nt "$exp/step2/best.pth" ]; then
+  if [ -f "$exp/eval/report.html" ] && [ "$exp/eval/results.json" -nt "$exp/step2/best.pth" ]; then
     log_stage 3 "evaluation already done ($exp/eval/results.json)"
     cat "$exp/eval/results.md"
   else
@@ -126,3 +126,4 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 python -m twostep_asteroid.train budget "$exp" | tee -a "$exp/logs/run.log"
 log_stage done "$exp"
+[ ! -f "$exp/eval/report.html" ] || echo "Evaluation report (open it in a browser): $(cd "$exp/eval" && pwd)/report.html"

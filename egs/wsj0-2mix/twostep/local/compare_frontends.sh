@@ -9,7 +9,8 @@
 #   local/compare_frontends.sh --data_dir data/wsj2mix/json --conf conf/paper.yml    # wsj0-2mix (run.sh stage 0)
 #
 # Outputs under exp/<tag>/ (tag compare_frontends): conf.yml (frozen), N<N>_L<L>/ (step-1 runs),
-# frontends.csv, frontends_per_utterance.csv, frontends.md, frontends.png; logs in exp/<tag>/logs/.
+# frontends.csv, frontends_per_utterance.csv, frontends.md, frontends.png, report.html (the page with
+# them); logs in exp/<tag>/logs/.
 # Idempotent: a step-1 run with its `done` marker is skipped, and the comparison is not redone when
 # its options and inputs are unchanged. Logic lives in twostep_asteroid.train and .compare.
 set -euo pipefail
@@ -73,7 +74,8 @@ cmd=(python -m twostep_asteroid.compare frontends --data_dir "$data_dir/tt" --ou
 [ -z "$max_utterances" ] || cmd+=(--max_utterances "$max_utterances")
 [ -z "$num_threads" ] || cmd+=(--num_threads "$num_threads")
 marker=$exp/frontends.done
-if [ -f "$marker" ] && [ "$(cat "$marker")" = "${cmd[*]}" ] && [ -z "$(find "${front_ends[@]}" -newer "$marker")" ]; then
+if [ -f "$marker" ] && [ -f "$exp/report.html" ] && [ "$(cat "$marker")" = "${cmd[*]}" ] \
+   && [ -z "$(find "${front_ends[@]}" -newer "$marker")" ]; then
   log "comparison: done, skipped ($exp/frontends.md)"
   cat "$exp/frontends.md"
 else
@@ -82,4 +84,4 @@ else
   "${cmd[@]}" 2>&1 | tee "$exp/logs/compare.log"
   printf '%s' "${cmd[*]}" > "$marker"
 fi
-log "done: $exp"
+log "done: $exp (open $exp/report.html in a browser)"

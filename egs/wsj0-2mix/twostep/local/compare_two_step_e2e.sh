@@ -14,7 +14,8 @@
 #   local/compare_two_step_e2e.sh --conf conf/tiny.yml --tag cmp_e2e_tiny --seeds "0 1" --steps 20
 #
 # Outputs under exp/<tag>/ (tag compare_two_step_e2e): conf.yml (frozen), dm<true|false>_seed<k>/{step1,
-# two_step,end_to_end}/ (each step-2 run with its eval/), runs.csv, runs_summary.csv, runs.md; logs in
+# two_step,end_to_end}/ (each step-2 run with its eval/, eval/report.html included), runs.csv,
+# runs_summary.csv, runs.md, runs.png, report.html (tables, plot, links to each run's page); logs in
 # exp/<tag>/logs/. Idempotent: finished trainings (`done`) and evaluations are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,7 @@ train() {  # train STEP EXP_DIR LOG_NAME [args...]: skipped when EXP_DIR has its
 }
 
 evaluate() {  # evaluate RUN_DIR: test-set metrics into RUN_DIR/eval, unless newer than the model
-  if [ -f "$1/eval/results.json" ] && [ "$1/eval/results.json" -nt "$1/best.pth" ]; then
+  if [ -f "$1/eval/report.html" ] && [ "$1/eval/results.json" -nt "$1/best.pth" ]; then
     log "evaluation of $1: done, skipped"
   else
     log "evaluation of $1 on $data_dir/tt"
@@ -93,4 +94,4 @@ done
 
 log "runs table -> $exp/runs.{md,csv}"
 python -m twostep_asteroid.compare runs "${runs[@]}" --out_dir "$exp" 2>&1 | tee "$exp/logs/runs_table.log"
-log "done: $exp"
+log "done: $exp (open $exp/report.html in a browser)"
