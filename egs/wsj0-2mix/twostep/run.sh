@@ -61,7 +61,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log_stage 0 "data preparation ($corpus) -> $data_dir"
   if [ "$corpus" = prompts ]; then
     local/prepare_prompts.sh --out "$data_dir" --deb_cache "$deb_cache" \
-      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" \
+      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" --train_speakers "$(get data.train_speakers)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else
     local/prepare_wsj0mix.sh --out "$data_dir" --wsj0_dir "$wsj0_dir" --lists_dir "$lists_dir" \
