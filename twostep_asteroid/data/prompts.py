@@ -35,7 +35,7 @@ CLI::
 
     python -m twostep_asteroid.data.prompts --out DIR [--deb_cache DIR] [--seed 0]
         [--n_tr 4000 --n_cv 400 --n_tt 400] [--n_src 2] [--train_speakers a,b,...]
-        [--unseen_speakers armelle,july] [--n_unseen N] [--n_codec2 100] [--src_dir TREE ...]
+        [--unseen_speakers armelle,july] [--n_unseen N] [--n_codec2 N] [--src_dir TREE ...]
 """
 from __future__ import annotations
 
@@ -276,7 +276,7 @@ class CorpusConfig:
     train_speakers: Optional[tuple] = None
     unseen_speakers: tuple = DEFAULT_UNSEEN
     n_unseen: Optional[int] = None  # mixtures of tt_unseen (None: n_tt)
-    n_codec2: int = 100             # mixtures of tt_codec2
+    n_codec2: Optional[int] = None  # mixtures of tt_codec2 (None: min(n_tt, 100); 37 utterances)
 
     def __post_init__(self):
         self.split_fractions = tuple(float(f) for f in self.split_fractions)
@@ -300,7 +300,7 @@ class CorpusConfig:
     def n_mix(self, split: str) -> int:
         return {"tr": self.n_tr, "cv": self.n_cv, "tt": self.n_tt,
                 "tt_unseen": self.n_tt if self.n_unseen is None else self.n_unseen,
-                "tt_codec2": self.n_codec2}[split]
+                "tt_codec2": min(self.n_tt, 100) if self.n_codec2 is None else self.n_codec2}[split]
 
     @property
     def wav_dir(self) -> str:
@@ -1102,7 +1102,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--unseen_speakers", default=",".join(d.unseen_speakers),
                    help="comma-separated speaker ids held out for tt_unseen")
     p.add_argument("--n_unseen", type=int, default=None, help="mixtures of tt_unseen (default: n_tt)")
-    p.add_argument("--n_codec2", type=int, default=d.n_codec2, help="mixtures of tt_codec2")
+    p.add_argument("--n_codec2", type=int, default=None, help="mixtures of tt_codec2 (default: min(n_tt, 100))")
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
