@@ -242,3 +242,9 @@ def test_missing_package_is_named_with_the_fix(tmp_path, monkeypatch):
     assert sorted(p.name.split("_")[0] for p in tmp_path.glob("*.deb")) == sorted(
         p for p in prompts.PACKAGES if p != "fillets-ng-data-cs")  # the others are cached
     assert ["apt-get", "update"] in calls
+
+
+def test_makefile_fetches_every_package():
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    line = next(l for l in text.splitlines() if l.startswith("PROMPT_DEBS"))
+    assert line.split(":=", 1)[1].split() == list(prompts.PACKAGES)
