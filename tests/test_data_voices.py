@@ -54,7 +54,8 @@ def make_voices_tree(root: Path, seed=1):
             stem = f"{level[:3]}-{who}-{name.replace('-', '')}" if j % 2 else f"{who}-{name.replace('-', '')}"
             p = fillets / level / "cs" / f"{stem}.ogg"
             p.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(p, fake_speech(rng, 3.2, sr=22050, f0=f0), 22050, format="OGG", subtype="VORBIS")
+            dur = [1.2, 3.2, 1.4][j % 3]  # short lines are joined (random gaps)
+            sf.write(p, fake_speech(rng, dur, sr=22050, f0=f0), 22050, format="OGG", subtype="VORBIS")
     for stem in ("bar-x-kchkch", "bar-hs-ahoj"):  # a sound effect, another character: dropped
         sf.write(fillets / "barrel" / "cs" / f"{stem}.ogg", fake_speech(rng, 2.0, sr=22050), 22050,
                  format="OGG", subtype="VORBIS")
@@ -110,6 +111,8 @@ def test_read_audio_headerless_formats(tmp_path):
      ("fillets-ng-cs", "fillets-v", "hanoi/cs/v-zkus.ogg")),
     (("usr/share/games/fillets-ng/sound/barrel/cs/bar-x-gr1.ogg",),
      (None, "other-character", "barrel/cs/bar-x-gr1.ogg")),
+    (("usr/share/games/fillets-ng/sound/barrel/cs/m-hs-ahoj.ogg",),  # speaker hs, not m
+     (None, "other-character", "barrel/cs/m-hs-ahoj.ogg")),
     (("usr/share/codec2/raw/hts1.raw",), ("codec2", "codec2-hts1", "raw/hts1.raw")),
     (("usr/share/codec2/raw/hts1a.raw",), (None, "codec2-unlisted", "raw/hts1a.raw")),
     (("usr/share/codec2/octave/foo.m",), None),
