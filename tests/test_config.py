@@ -28,3 +28,22 @@ def test_paper_conf_is_the_papers_setting():
     assert (fe["n_filters"], fe["kernel_size"], fe["stride"]) == (256, 21, 10)
     assert (masker["bn_chan"], masker["hid_chan"], masker["n_blocks"], masker["n_repeats"]) == (256, 512, 8, 4)
     assert conf["data"]["segment"] == 4.0 and conf["data"]["sample_rate"] == 8000
+
+
+def test_pseudo_speaker_and_voice_pool_keys(capsys):
+    from twostep_asteroid.config import ConfigError, main
+
+    for name in ("default.yml", "paper.yml"):  # off until measured; every voice not held out
+        conf = load_config(CONF_DIR / name)
+        assert conf["data"]["speed_perturb"] == 0.0 and conf["data"]["train_speakers"] is None
+    conf = load_config(overrides=["data.speed_perturb=0.5", "data.speed_range=[0.9, 1.1]",
+                                  "data.train_speakers=[allison, june]"])
+    assert conf["data"]["speed_range"] == [0.9, 1.1] and conf["data"]["train_speakers"] == ["allison", "june"]
+    for bad, what in (("data.speed_perturb=1.5", "probability"), ("data.speed_range=[1.1, 0.9]", "low <= high"),
+                      ("data.speed_range=[0.9]", "low <= high"), ("data.train_speakers=allison", "list"),
+                      ("data.train_speakers=[1, 2]", "speaker ids")):
+        with pytest.raises(ConfigError, match=what):
+            load_config(overrides=[bad])
+    assert main(["get", "data.train_speakers", "data.train_speakers=[allison, june]"]) == 0
+    assert main(["get", "data.train_speakers"]) == 0
+    assert capsys.readouterr().out == "allison,june\n\n"  # comma-separated for run.sh; null: empty

@@ -167,3 +167,69 @@ def test_dynamic_mixing_needs_enough_speakers(corpus, tmp_path):
         DynamicMixingDataset(tmp_path, n_src=2, segment=SEG)
     with pytest.raises(FileNotFoundError, match="utterances.json"):
         DynamicMixingDataset(tmp_path / "nothing")
+
+
+# ---------------------------------------------------------------------------- pseudo-speakers
+def test_change_speed_moves_pitch_and_length():
+    from twostep_asteroid.data.mixing import change_speed
+
+    t = np.arange(SR) / SR
+    x = np.sin(2 * np.pi * 200.0 * t).astype(np.float32)
+    for speed in (0.9, 1.1):
+        y = change_speed(x, speed)
+        assert abs(len(y) - SR / speed) <= 2
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        peak_hz = np.argmax(spec) * SR / len(y)
+        assert abs(peak_hz - 200.0 * speed) < 3  # pitch (and formants) scale with the speed
+    assert np.array_equal(change_speed(x, 1.0), x)
+
+
+def test_speed_perturb_off_keeps_the_items(corpus):
+    """Speeds have their own random stream: at speed 1 the items are those of no augmentation."""
+    off = make_dataset(corpus, segment=SEG, dynamic_mixing=True, n_items=12, seed=2)
+    unit = make_dataset(corpus, segment=SEG, dynamic_mixing=True, n_items=12, seed=2,
+                        speed_perturb=1.0, speed_range=(1.0, 1.0))
+    for ds in (off, unit):
+        ds.set_epoch(3)
+    for i in range(12):
+        assert torch.equal(off[i][1], unit[i][1])
+
+
+def test_speed_perturb_changes_sources_deterministically(corpus):
+    kw = dict(segment=SEG, dynamic_mixing=True, n_items=12, seed=2)
+    off = make_dataset(corpus, **kw)
+    aug = make_dataset(corpus, speed_perturb=1.0, speed_range=(0.9, 1.1), **kw)
+    again = make_dataset(corpus, speed_perturb=1.0, speed_range=(0.9, 1.1), **kw)
+    T = int(SEG * SR)
+    changed = 0
+    for i in range(12):
+        mix, src = aug[i]
+        assert src.shape == (2, T) and torch.equal(mix, src.sum(0))
+        assert torch.equal(src, again[i][1])  # same (seed, epoch, idx): same item
+        info, base = aug.item_info(i)["sources"], off.item_info(i)["sources"]
+        assert [s["path"] for s in info] == [s["path"] for s in base]  # same utterances...
+        assert all(0.9 <= s["speed"] <= 1.1 for s in info)             # ... at other speeds
+        changed += not torch.equal(src, off[i][1])
+    assert changed >= 10
+    loader = torch.utils.data.DataLoader(aug, batch_size=4, num_workers=2)
+    assert torch.equal(torch.cat([m for m, _ in loader]), torch.stack([aug[i][0] for i in range(12)]))
+    speeds = [s["speed"] for s in aug.item_info(0)["sources"]]
+    aug.set_epoch(1)
+    assert [s["speed"] for s in aug.item_info(0)["sources"]] != speeds  # new epoch, new pseudo-speakers
+    half = make_dataset(corpus, speed_perturb=0.5, **{**kw, "n_items": 200})
+    n_perturbed = sum(s["speed"] != 1.0 for i in range(200) for s in half.item_info(i)["sources"])
+    assert 150 < n_perturbed < 250  # probability 0.5 per source, 400 sources
+    with pytest.raises(ValueError, match="probability"):
+        make_dataset(corpus, dynamic_mixing=True, speed_perturb=1.5)
+    with pytest.raises(ValueError, match="speed_range"):
+        make_dataset(corpus, dynamic_mixing=True, speed_perturb=0.5, speed_range=(1.1, 0.9))
+
+
+def test_speed_perturb_needs_dynamic_mixing(corpus):
+    from twostep_asteroid.config import ConfigError, load_config
+    from twostep_asteroid.train import _loaders
+
+    conf = load_config(overrides=["data.dynamic_mixing=false", "data.speed_perturb=0.5"])
+    conf["_val_every"] = 10
+    with pytest.raises(ConfigError, match="dynamic_mixing"):
+        _loaders(conf, corpus.parent, 2, SR)

@@ -21,6 +21,9 @@ DEFAULTS = {
         "num_workers": 2,
         "n_tr": 4000, "n_cv": 300, "n_tt": 300,  # mixtures per split for the embedded corpus
         "corpus_seed": 0,
+        "train_speakers": None,   # speakers of the embedded corpus's tr/cv/tt (null: all not held out)
+        "speed_perturb": 0.0,     # dynamic mixing: probability that a source is speed-perturbed
+        "speed_range": [0.95, 1.05],  # ... at a speed drawn uniformly from this range
     },
     "front_end": {
         "n_filters": 256,
@@ -85,6 +88,7 @@ DEFAULTS = {
 # Keys that may be null, with the type of their non-null values.
 NULLABLE = {
     ("data", "val_segment"): float,
+    ("data", "train_speakers"): list,
     ("step1", "max_minutes"): float,
     ("step2", "max_minutes"): float,
     ("step2", "early_stop_patience"): int,
@@ -96,6 +100,20 @@ EITHER_INT_OR_FLOAT = {("step1", "limit_val_batches"), ("step2", "limit_val_batc
 CHOICES = {
     ("step2", "scheduler"): {"cosine", "plateau", "none"},
     ("masker", "mask_head"): {"toeplitz", "dense"},
+}
+
+
+def _is_speed_range(v):
+    return (len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            and 0 < v[0] <= v[1])
+
+
+# Further checks of a value: (predicate, what it must be).
+CHECKS = {
+    ("data", "speed_perturb"): (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: off)"),
+    ("data", "speed_range"): (_is_speed_range, "[low, high] with 0 < low <= high, e.g. [0.95, 1.05]"),
+    ("data", "train_speakers"): (lambda v: all(isinstance(x, str) and x for x in v),
+                                 "a list of speaker ids (corpus.json), e.g. [allison, june]"),
 }
 
 
@@ -119,6 +137,9 @@ def _check_value(section, key, value, default, source):
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{where} must be one of {sorted(choices)}, got {value!r}.")
+    check = CHECKS.get((section, key))
+    if check and not check[0](value):
+        raise ConfigError(f"{where} must be {check[1]}, got {value!r}.")
     return value
 
 
@@ -226,6 +247,8 @@ def main(argv=None):
     try:
         if args.command == "get":
             value = get_value(load_config(args.conf, args.overrides), args.key)
+            if isinstance(value, list):  # for shell scripts: comma-separated
+                value = ",".join(str(v) for v in value)
             print("" if value is None else (str(value).lower() if isinstance(value, bool) else value))
         else:
             freeze_config(args.conf, args.out, args.overrides)

@@ -6,6 +6,11 @@
 mixtures as wav: the best, median and worst SI-SDRi...), ``report.png`` (the learned filters'
 frequency responses and the SI-SDRi histogram) and ``report.html``, the page that shows it all
 (:mod:`twostep_asteroid.report`).
+
+``--unseen_dir data/.../json/tt_unseen`` (repeatable) also evaluates test sets of speakers the
+model never heard: each in ``out_dir/<name>/`` (``name``: the folder's name without ``tt_``, e.g.
+``unseen``, ``codec2``), its means nested under ``results.json["<name>"]`` (the seen test's keys
+stay at the top level), and one table of all test sets in ``results.md``.
 """
 import argparse
 import csv
@@ -152,14 +157,48 @@ def write_csv(rows, path):
     os.replace(tmp, path)
 
 
+SYSTEM_ROWS = (
+    ("TwoStepTDCN", ("si_sdr_imp", "sdr_imp", "stoi", "pesq")),
+    ("Oracle: learned front end (ideal latent masks)", ("oracle_latent_si_sdr_imp",)),
+    ("Oracle: STFT ideal ratio mask", ("oracle_stft_irm_si_sdr_imp",)),
+)
+
+
+def result_sets(means):
+    """``[(name, means)]`` of the test sets in ``results.json``: the seen test (``"seen"``, the
+    top-level keys) then the nested unseen-speaker blocks."""
+    sets = [("seen", {k: v for k, v in means.items() if not isinstance(v, dict)})]
+    return sets + [(k, v) for k, v in means.items() if isinstance(v, dict)]
+
+
 def results_markdown(means):
-    """Markdown table of the means written by :func:`evaluate_model`."""
-    lines = ["| System | SI-SDRi (dB) | SDRi (dB) | STOI | PESQ |", "|---|---|---|---|---|"]
-    fmt = lambda key: f"{means[key]:.2f}" if key in means and np.isfinite(means[key]) else "—"
-    lines.append(f"| TwoStepTDCN | {fmt('si_sdr_imp')} | {fmt('sdr_imp')} | {fmt('stoi')} | {fmt('pesq')} |")
-    lines.append(f"| Oracle: learned front end (ideal latent masks) | {fmt('oracle_latent_si_sdr_imp')} | — | — | — |")
-    lines.append(f"| Oracle: STFT ideal ratio mask | {fmt('oracle_stft_irm_si_sdr_imp')} | — | — | — |")
-    return "\n".join(lines) + f"\n\n{means.get('n_utterances', 0)} test mixtures.\n"
+    """Markdown table of the means written by :func:`evaluate_model` (and by :func:`main`: one
+    row per system and test set when ``means`` has nested unseen-speaker blocks)."""
+    def fmt(m, key):
+        return f"{m[key]:.2f}" if key in m and np.isfinite(m[key]) else "—"
+
+    sets = result_sets(means)
+    if len(sets) == 1:
+        lines = ["| System | SI-SDRi (dB) | SDRi (dB) | STOI | PESQ |", "|---|---|---|---|---|"]
+        for system, keys in SYSTEM_ROWS:
+            cells = [fmt(means, k) for k in keys] + ["—"] * (4 - len(keys))
+            lines.append(f"| {system} | {' | '.join(cells)} |")
+        return "\n".join(lines) + f"\n\n{means.get('n_utterances', 0)} test mixtures.\n"
+    lines = ["| System | Test speakers | SI-SDRi (dB) | SDRi (dB) | STOI | PESQ |",
+             "|---|---|---|---|---|---|"]
+    for system, keys in SYSTEM_ROWS:
+        for name, m in sets:
+            cells = [fmt(m, k) for k in keys] + ["—"] * (4 - len(keys))
+            lines.append(f"| {system} | {name} ({m.get('n_utterances', 0)}) | {' | '.join(cells)} |")
+    return "\n".join(lines) + ("\n\nTest speakers: seen = speakers of the training set (other "
+                               "utterances); the others are speakers in no training or validation "
+                               "mixture. In brackets: number of test mixtures.\n")
+
+
+def unseen_name(data_dir):
+    """Name of an unseen-speaker test set from its folder: ``.../tt_unseen`` -> ``unseen``."""
+    name = Path(data_dir).name
+    return name[3:] if name.startswith("tt_") and len(name) > 3 else name
 
 
 def filter_responses(encoder_filters, n_fft=256):
@@ -208,17 +247,32 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="best.pth, a folder, or a Hub id")
     parser.add_argument("--data_dir", required=True, help="test manifests folder (mix.json, s1.json...)")
     parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--unseen_dir", action="append", default=[],
+                        help="manifests of a test set of unseen speakers (repeatable), e.g. json/tt_unseen")
     parser.add_argument("--conf", help="YAML configuration (eval section)")
     parser.add_argument("overrides", nargs="*", help="section.key=value")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conf = load_config(args.conf, args.overrides)
+    names = [unseen_name(d) for d in args.unseen_dir]
+    clash = {n for n in names if names.count(n) > 1 or n == "seen"}
+    if clash:
+        parser.error(f"--unseen_dir folders must have distinct names other than 'seen': {sorted(clash)}")
     model = TwoStepTDCN.from_pretrained(args.model)
-    dataset = make_dataset(args.data_dir, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
     ev = conf["eval"]
-    means = evaluate_model(model, dataset, args.out_dir, metrics_list=ev["metrics"], n_examples=ev["n_examples"],
-                           stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"],
-                           num_workers=ev["num_workers"])
+
+    def run(data_dir, out_dir):
+        dataset = make_dataset(data_dir, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
+        return evaluate_model(model, dataset, out_dir, metrics_list=ev["metrics"], n_examples=ev["n_examples"],
+                              stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"],
+                              num_workers=ev["num_workers"])
+
+    means = run(args.data_dir, args.out_dir)
+    for name, data_dir in zip(names, args.unseen_dir):
+        means[name] = run(data_dir, Path(args.out_dir) / name)
+    if args.unseen_dir:  # rewrite the seen test's files with every test set
+        atomic_write_json(Path(args.out_dir) / "results.json", means)
+        atomic_write_text(Path(args.out_dir) / "results.md", results_markdown(means))
     print(results_markdown(means))
     from .report import evaluation_report
 

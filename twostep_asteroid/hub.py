@@ -298,6 +298,9 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         model_or_conf: A model with ``serialize()`` or its serialized dict.
         results (dict, optional): Test-set metrics, e.g. ``{"si_sdr": 15.1, "si_sdr_imp": 15.2}``
             (keys of :data:`METRIC_NAMES` get display names; other numeric keys are kept as is).
+            Nested dicts are further test sets (``results.json``'s unseen-speaker blocks, e.g.
+            ``{"unseen": {"si_sdr_imp": 2.0}}``): a column each in the results table and an
+            entry each in ``model-index``.
         dataset_name (str or list, optional): Dataset(s) trained/evaluated on (e.g. ``"wsj0-2mix"``).
         license (str): Licence id of the weights (Asteroid's Hub models use ``cc-by-sa-4.0``).
         repo_id (str, optional): ``org/name``, for the title and the usage snippet.
@@ -315,7 +318,9 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     name = conf["model_name"]
     sample_rate = args.get("sample_rate")
     datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name or [])
-    results = {k: v for k, v in (results or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numeric = lambda d: {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    extra_sets = {k: numeric(v) for k, v in (results or {}).items() if isinstance(v, dict) and numeric(v)}
+    results = numeric(results or {})
     title = repo_id or f"{name} model"
 
     meta = {
@@ -330,14 +335,15 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     if sample_rate is not None:
         meta["sample_rate"] = int(sample_rate) if float(sample_rate).is_integer() else float(sample_rate)
     if results and datasets:
+        sets = [(datasets[0], results)] + [(f"{datasets[0]} ({k} speakers)", v) for k, v in extra_sets.items()]
         meta["model-index"] = [{
             "name": title.split("/")[-1],
             "results": [{
                 "task": {"type": "audio-to-audio", "name": "Audio Source Separation"},
-                "dataset": {"type": _slug(datasets[0]), "name": datasets[0]},
+                "dataset": {"type": _slug(datasets[0]), "name": set_name},
                 "metrics": [{"type": k, "name": METRIC_NAMES.get(k, k), "value": float(v)}
-                            for k, v in results.items()],
-            }],
+                            for k, v in set_results.items()],
+            } for set_name, set_results in sets],
         }]
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
 
@@ -360,7 +366,18 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     if n_params:
         lines.append(f"| parameters | {n_params / 1e6:.2f} M |")
     lines.append("")
-    if results:
+    if results and extra_sets:
+        on = f" on {', '.join(datasets)}" if datasets else ""
+        names = list(extra_sets)
+        lines += ["## Results", "", f"Test-set results{on}: `seen` holds other utterances of the training "
+                  f"speakers; {', '.join(f'`{n}`' for n in names)} speakers that are in no training or "
+                  "validation mixture (what a recording of your own voice gets).", "",
+                  "| Metric | seen | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        for k, v in results.items():
+            cells = [_fmt(extra_sets[n][k]) if k in extra_sets[n] else "—" for n in names]
+            lines.append(f"| {METRIC_NAMES.get(k, k)} | {_fmt(v)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    elif results:
         on = f" on {', '.join(datasets)}" if datasets else ""
         lines += ["## Results", "", f"Test-set results{on}:", "", "| Metric | Value |", "|---|---|"]
         lines += [f"| {METRIC_NAMES.get(k, k)} | {_fmt(v)} |" for k, v in results.items()]

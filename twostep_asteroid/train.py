@@ -89,9 +89,15 @@ def _loaders(conf, data_dir, batch_size, sample_rate, world_size=1):
         # One epoch is one validation interval: epoch-wise callbacks then see every validation.
         # Under DDP each process gets 1/world_size of the items, hence the factor.
         n_items = conf["_val_every"] * batch_size * world_size
+    augment = {}
+    if data["speed_perturb"] > 0:
+        if not data["dynamic_mixing"]:
+            raise ConfigError("data.speed_perturb (pseudo-speakers) is part of dynamic mixing: set "
+                              "data.dynamic_mixing: true, or data.speed_perturb: 0.0.")
+        augment = dict(speed_perturb=data["speed_perturb"], speed_range=tuple(data["speed_range"]))
     train_set = make_dataset(data_dir / "tr", n_src=data["n_src"], sample_rate=sample_rate,
                              segment=data["segment"], dynamic_mixing=data["dynamic_mixing"],
-                             n_items=n_items, seed=conf["trainer"]["seed"])
+                             n_items=n_items, seed=conf["trainer"]["seed"], **augment)
     val_set = make_dataset(data_dir / "cv", n_src=data["n_src"], sample_rate=sample_rate,
                            segment=data["val_segment"], seed=conf["trainer"]["seed"])
     workers = data["num_workers"]

@@ -29,13 +29,15 @@ def _run(tmp_path, *extra):
 
 @pytest.mark.slow
 def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
-    debs = sorted(DEB_CACHE.glob("asterisk-*.deb"))
-    assert len(debs) == 6, f"run `make debs` first: the corpus packages are not in {DEB_CACHE}"
+    from twostep_asteroid.data.prompts import PACKAGES
+
+    missing = [p for p in PACKAGES if not list(DEB_CACHE.glob(f"{p}_*.deb"))]
+    assert not missing, f"run `make debs` first: {', '.join(missing)} not in {DEB_CACHE}"
     log = _run(tmp_path)
     exp = tmp_path / "exp" / "e2e"
     corpus = tmp_path / "data" / "prompts"
     assert (corpus / "LICENSES.md").is_file() and (corpus / "mixtures.csv").is_file()
-    for split in ("tr", "cv", "tt"):
+    for split in ("tr", "cv", "tt", "tt_unseen", "tt_codec2"):
         assert json.loads((corpus / "json" / split / "mix.json").read_text())
     assert json.loads((exp / "step1" / "summary.json").read_text())["global_step"] == 40
     results = json.loads((exp / "eval" / "results.json").read_text())
@@ -43,16 +45,22 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
         assert key in results
     with open(exp / "eval" / "metrics.csv") as f:
         assert len(list(csv.DictReader(f))) == results["n_utterances"] == 10
+    for name in ("unseen", "codec2"):  # the unseen-speaker tests, beside the seen one
+        assert results[name]["n_utterances"] > 0 and "oracle_latent_si_sdr_imp" in results[name]
     assert (exp / "eval" / "report.png").stat().st_size > 10_000
     assert list((exp / "eval" / "examples").glob("*_s2.wav"))
-    assert "| TwoStepTDCN |" in log
+    assert "| TwoStepTDCN | seen (10) |" in log and "| TwoStepTDCN | unseen (" in log
     page = exp / "eval" / "report.html"
     assert log.rstrip().endswith(f"Evaluation report (open it in a browser): {page.resolve()}")
     info = open_report(page, screenshot=artefact_dir(tmp_path) / "recipe_report.png")
     assert problems(info) == []
     assert len(info["audios"]) == 3 * 5  # best, median, worst: mixture, 2 estimates, 2 references
-    assert [row[1] for row in info["tables"][0][1:]] == [
-        f"{results[k]:.2f}" for k in ("si_sdr_imp", "oracle_latent_si_sdr_imp", "oracle_stft_irm_si_sdr_imp")]
+    # The page's table holds results.json's numbers, for the seen test and each unseen one.
+    rows = info["tables"][0][1:]
+    for name, block in (("seen", results), ("unseen", results["unseen"]), ("codec2", results["codec2"])):
+        shown = [row[2] for row in rows if row[1].startswith(f"{name} (")]
+        assert shown == [f"{block[k]:.2f}" for k in ("si_sdr_imp", "oracle_latent_si_sdr_imp",
+                                                      "oracle_stft_irm_si_sdr_imp")], (name, rows)
     assert all(s in info["text"] for s in ("Best SI-SDRi", "Median SI-SDRi", "Worst SI-SDRi", "Training curves"))
     hub = exp / "hub"
     assert (hub / "model.safetensors").is_file() and (hub / "config.json").is_file()

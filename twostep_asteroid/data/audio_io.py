@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 TMP_SUFFIX = ".tmp"
 INT16_SCALE = 32768.0
 
+# Headerless audio, by file suffix: how libsndfile must be told to read it.
+#  * ``.gsm``: raw GSM 6.10 frames at 8 kHz (Asterisk's prompt format, e.g. asterisk-prompt-fr-armelle);
+#  * ``.raw``: 16-bit little-endian PCM at 8 kHz, mono (codec2's speech samples, codec2-examples).
+RAW_FORMATS = {
+    ".gsm": dict(format="RAW", subtype="GSM610", samplerate=8000, channels=1),
+    ".raw": dict(format="RAW", subtype="PCM_16", samplerate=8000, channels=1, endian="LITTLE"),
+}
+
 
 class AudioError(RuntimeError):
     """An audio file that cannot be used (corrupt, empty, multichannel, unsupported coding)."""
@@ -185,12 +193,14 @@ def read_audio(path, sample_rate: Optional[int] = None, allow_multichannel: bool
 
     Raises :class:`AudioError` for unreadable/corrupt/empty files, multichannel files (unless
     ``allow_multichannel``: then channels are averaged) and shorten-compressed SPHERE.
+    Headerless files are read as :data:`RAW_FORMATS` says for their suffix (``.gsm``, ``.raw``).
     Resamples to ``sample_rate`` if given. Returns ``(x, sr)`` with ``sr`` the rate of ``x``.
     """
     path = Path(path)
+    raw = RAW_FORMATS.get(path.suffix.lower())
     hdr = None
     try:
-        hdr = parse_sphere_header(path)
+        hdr = None if raw else parse_sphere_header(path)
     except OSError as e:
         raise AudioError(f"{path}: cannot open ({e})") from e
     if hdr is not None:
@@ -203,7 +213,7 @@ def read_audio(path, sample_rate: Optional[int] = None, allow_multichannel: bool
                 "found automatically)."
             )
     try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True, **(raw or {}))
     except Exception as e:  # libsndfile errors are RuntimeError/LibsndfileError/TypeError
         if hdr is None:
             raise AudioError(f"{path}: unreadable audio ({e})") from e

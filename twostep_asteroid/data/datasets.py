@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio_io import AudioError, MultichannelError
+from .mixing import change_speed, samples_for_speed
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +375,12 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
     same folder, else the number of utterances). Items are deterministic given
     ``(seed, epoch, idx)``; call :meth:`set_epoch` each epoch to get new mixtures.
 
+    ``speed_perturb``: pseudo-speakers. Each source is, with this probability, played at a speed
+    drawn uniformly from ``speed_range`` (rounded to 1 %) by resampling
+    (:func:`~.mixing.change_speed`: pitch, formants and tempo move together, so every epoch hears
+    new "speakers"; SpeechBrain's SepFormer recipes use 0.95-1.05). The speeds come from a random
+    stream of their own, so ``speed_perturb=0`` gives exactly the items of a dataset without it.
+
     Utterances shorter than the segment are counted (``n_short``) and logged at construction. An
     item whose crop of some utterance is all-zero is redrawn (up to ``MAX_REDRAWS`` times),
     counted (:meth:`counts`) and the file logged.
@@ -382,10 +389,16 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
     dataset_name = "dynamic-mix"
 
     def __init__(self, json_dir, n_src=2, sample_rate=8000, segment=4.0, n_items=None, seed=0,
-                 max_snr_db=5.0, fill="pad", level=0.1):
+                 max_snr_db=5.0, fill="pad", level=0.1, speed_perturb=0.0, speed_range=(0.95, 1.05)):
         super().__init__()
         if fill not in ("pad", "concat"):
             raise ValueError("fill must be 'pad' or 'concat'")
+        if not 0.0 <= float(speed_perturb) <= 1.0:
+            raise ValueError(f"speed_perturb is a probability in [0, 1], got {speed_perturb}")
+        if len(speed_range) != 2 or not 0 < float(speed_range[0]) <= float(speed_range[1]):
+            raise ValueError(f"speed_range must be [low, high] with 0 < low <= high, got {speed_range}")
+        self.speed_perturb = float(speed_perturb)
+        self.speed_range = (float(speed_range[0]), float(speed_range[1]))
         jd = Path(json_dir)
         utts = _load_json(jd / "utterances.json", "utterance pool")
         if not utts:
@@ -464,7 +477,7 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         if not 0 <= idx < len(self):
             raise IndexError(idx)
         for attempt in range(MAX_REDRAWS + 1):
-            item, silent = self._draw(self._rng(idx, attempt))
+            item, silent = self._draw(self._rng(idx, attempt), self._speeds(idx, attempt))
             if silent is None:
                 return item
             self.item_counts.add("silent_skipped")
@@ -475,17 +488,31 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
                          f"item {idx} of {self.json_dir}. Check the utterance pool: too many "
                          "utterances are silent.")
 
-    def _draw(self, rng):
-        """One item from ``rng``; ``(item, None)``, or ``(None, path)`` if a crop is all-zero."""
+    def _speeds(self, idx, attempt=0):
+        """Speed of each source of item ``idx`` (1.0: unchanged), from a stream of its own."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(idx), int(attempt), 1, 1])
+        speeds = []
+        for _ in range(self.n_src):
+            apply, speed = rng.random() < self.speed_perturb, rng.uniform(*self.speed_range)
+            speeds.append(float(speed) if apply else 1.0)
+        return speeds
+
+    def _draw(self, rng, speeds=None):
+        """One item from ``rng`` (and the sources' ``speeds``); ``(item, None)``, or
+        ``(None, path)`` if a crop is all-zero."""
+        speeds = speeds or [1.0] * self.n_src
         spks = rng.choice(len(self.speakers), size=self.n_src, replace=False, p=self.spk_p)
         chosen = []
         for k in spks:
             pool = self.by_spk[self.speakers[int(k)]]
             chosen.append((self.speakers[int(k)], pool[int(rng.integers(len(pool)))]))
+        need = [None if self.seg_len is None else samples_for_speed(self.seg_len, sp) for sp in speeds]
         if self.fill == "concat" and self.seg_len is not None:
-            srcs = [self._concat(rng, spk, u, self.seg_len) for spk, u in chosen]
+            srcs = [change_speed(self._concat(rng, spk, u, n), sp)[:self.seg_len]
+                    for (spk, u), n, sp in zip(chosen, need, speeds)]
         else:
-            srcs = [self._crop(rng, u, self.seg_len) for _, u in chosen]
+            srcs = [change_speed(self._crop(rng, u, n), sp)[:self.seg_len]
+                    for (_, u), n, sp in zip(chosen, need, speeds)]
             n = min(len(s) for s in srcs)
             srcs = [s[:n] for s in srcs]
         for (_, u), s in zip(chosen, srcs):
@@ -511,14 +538,15 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         return (torch.from_numpy(mix), torch.from_numpy(sources)), None
 
     def item_info(self, idx) -> dict:
-        """Which speakers/utterances item ``idx`` uses at the current epoch (for checks)."""
+        """Which speakers/utterances (at which speeds) item ``idx`` uses at the current epoch
+        (for checks)."""
         rng = self._rng(idx)
         spks = rng.choice(len(self.speakers), size=self.n_src, replace=False, p=self.spk_p)
         info = []
-        for k in spks:
+        for k, speed in zip(spks, self._speeds(idx)):
             pool = self.by_spk[self.speakers[int(k)]]
             info.append({"speaker": self.speakers[int(k)],
-                         "path": pool[int(rng.integers(len(pool)))]["path"]})
+                         "path": pool[int(rng.integers(len(pool)))]["path"], "speed": speed})
         return {"sources": info}
 
     def get_infos(self):

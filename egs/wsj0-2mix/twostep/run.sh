@@ -72,7 +72,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log_stage 0 "data preparation ($corpus) -> $data_dir"
   if [ "$corpus" = prompts ]; then
     local/prepare_prompts.sh --out "$data_dir" --deb_cache "$deb_cache" \
-      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" \
+      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" --train_speakers "$(get data.train_speakers)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else
     # Pass only the options that were given: --wsj0_dir (with --lists_dir) and --wsj0mix_dir exclude each other.
@@ -102,9 +102,13 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     log_stage 3 "evaluation already done ($exp/eval/results.json)"
     cat "$exp/eval/results.md"
   else
-    log_stage 3 "evaluation on $json_dir/tt -> $exp/eval"
+    unseen=(); unseen_list=""  # unseen-speaker tests of the embedded corpus, reported beside the seen test
+    for d in "$json_dir/tt_unseen" "$json_dir/tt_codec2"; do
+      if [ -f "$d/mix.json" ]; then unseen+=(--unseen_dir "$d"); unseen_list+=" $(basename "$d")"; fi
+    done
+    log_stage 3 "evaluation on $json_dir/tt${unseen_list:+ and unseen speakers:$unseen_list} -> $exp/eval"
     python -m twostep_asteroid.evaluate --model "$exp/step2/best.pth" --data_dir "$json_dir/tt" \
-      --out_dir "$exp/eval" --conf "$cf" 2>&1 | tee "$exp/logs/stage3_eval.log"
+      "${unseen[@]}" --out_dir "$exp/eval" --conf "$cf" 2>&1 | tee "$exp/logs/stage3_eval.log"
   fi
 fi
 
