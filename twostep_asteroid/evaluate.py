@@ -199,7 +199,7 @@ def plot_report(model, sisdri, path):
 def main(argv=None):
     from .config import load_config
     from .data.datasets import make_dataset
-    from .models import TwoStepTDCN
+    from .models import load_separator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="best.pth, a folder, or a Hub id")
@@ -210,7 +210,7 @@ def main(argv=None):
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conf = load_config(args.conf, args.overrides)
-    model = TwoStepTDCN.from_pretrained(args.model)
+    model = load_separator(args.model)
     dataset = make_dataset(args.data_dir, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
     ev = conf["eval"]
     means = evaluate_model(model, dataset, args.out_dir, metrics_list=ev["metrics"], n_examples=ev["n_examples"],

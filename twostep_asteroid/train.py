@@ -27,7 +27,8 @@ from .config import ConfigError, load_config, save_config
 from .data.audio_io import atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss
-from .models import TwoStepFrontEnd, TwoStepTDCN
+from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN
+from .separators import masker_from_conf
 from .systems import FrontEndSystem, SeparatorSystem
 
 log = logging.getLogger("twostep_asteroid.train")
@@ -263,16 +264,25 @@ def compile_masker(model, on_cpu):
 
 
 def build_separator(conf, front_end_path=None):
-    """The step-2 model: around the trained front end, or a fresh trainable one (end to end)."""
-    data, masker = conf["data"], conf["masker"]
-    if conf["step2"]["train_front_end"]:
+    """The step-2 model (``masker.type``): around the trained front end, or a fresh trainable one
+    (end to end). :class:`TwoStepTDCN` for ``tdcn``, :class:`TwoStepSeparator` for the others."""
+    data = conf["data"]
+    train_front_end = conf["step2"]["train_front_end"]
+    if train_front_end:
         front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     else:
         if front_end_path is None or not Path(front_end_path).is_file():
             raise ConfigError(f"Step 2 needs the step-1 front end, not found at {front_end_path}: run step 1 "
                               "first (run.sh --stage 1) or set step2.train_front_end: true (end to end).")
         front_end = TwoStepFrontEnd.from_pretrained(str(front_end_path))
-    return TwoStepTDCN.from_front_end(front_end, train_front_end=conf["step2"]["train_front_end"], **masker)
+    masker_type, masker_args = masker_from_conf(conf)
+    if masker_type == "tdcn":
+        return TwoStepTDCN.from_front_end(front_end, train_front_end=train_front_end, **masker_args)
+    try:
+        return TwoStepSeparator.from_front_end(front_end, masker_type=masker_type, masker_args=masker_args,
+                                               train_front_end=train_front_end)
+    except ValueError as err:  # e.g. a masker that needs an even N, or a wrong activation
+        raise ConfigError(f"masker.type {masker_type}: {err}") from err
 
 
 def train_step2(conf, data_dir, exp_dir, front_end_path=None):
@@ -307,7 +317,7 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
                "best_checkpoint": best_ckpt.best_model_path,
                "best_val_sisdr": -float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
                "n_params": sum(p.numel() for p in model.masker.parameters()),
-               "nonfinite_steps": system.nonfinite_steps}
+               "nonfinite_steps": system.nonfinite_steps, "masker_type": conf["masker"]["type"]}
     _finish(exp_dir, model, summary, trainer)
     return exp_dir / "best.pth"
 
