@@ -40,6 +40,8 @@ DEFAULTS = {
         "max_minutes": None,
     },
     "masker": {
+        "type": "tdcn",               # the step-2 separator: tdcn (ours, the paper's) or an Asteroid masker,
+                                      # see twostep_asteroid/separators.py; tdcn reads the keys below
         "bn_chan": 128,
         "hid_chan": 256,
         "n_blocks": 8,
@@ -49,6 +51,37 @@ DEFAULTS = {
         "mask_head": "dense",
         "skip_chan": 0,               # 0: the paper's TDCN (residual only); >0: Conv-TasNet skips
         "feature_norm": False,        # per-basis instance norm of the encoded mixture (not in the paper)
+    },
+    # Keyword arguments of Asteroid's maskers (their own names), read when masker.type names them.
+    "masker_sudormrf": {              # asteroid.masknn.SuDORMRF / SuDORMRFImproved (needs an even N)
+        "bn_chan": 128,
+        "num_blocks": 8,
+        "upsampling_depth": 4,
+        "mask_act": "softmax",        # over sources, as the ideal latent masks
+    },
+    "masker_dprnn": {                 # asteroid.masknn.DPRNN
+        "bn_chan": 64,
+        "hid_size": 64,
+        "chunk_size": 100,
+        "hop_size": None,             # null: chunk_size // 2
+        "n_repeats": 2,
+        "norm_type": "gLN",
+        "mask_act": "sigmoid",        # Asteroid's DPRNN applies a softmax over the bases, not the sources
+        "bidirectional": True,
+        "rnn_type": "LSTM",
+        "num_layers": 1,
+        "dropout": 0.0,
+    },
+    "masker_tdconvnet": {             # asteroid.masknn.TDConvNet (Conv-TasNet's masker)
+        "bn_chan": 128,
+        "hid_chan": 256,
+        "skip_chan": 128,
+        "conv_kernel_size": 3,
+        "n_blocks": 8,
+        "n_repeats": 2,
+        "norm_type": "gLN",
+        "mask_act": "softmax",
+        "causal": False,
     },
     "step2": {
         "batch_size": 4,
@@ -65,6 +98,19 @@ DEFAULTS = {
         "grad_clip": 5.0,
         "ckpt_every_n_steps": 250,
         "max_minutes": None,          # wall-clock cap of the training (null: none), on top of max_steps
+    },
+    "step3": {                        # joint fine-tuning of front end and separator on waveforms, from step 2
+        "batch_size": 4,
+        "max_steps": 0,               # 0: off
+        "lr": 1e-4,
+        "scheduler": "cosine",
+        "plateau_patience": 5,
+        "early_stop_patience": None,
+        "val_every_n_steps": 500,
+        "limit_val_batches": 100,
+        "grad_clip": 5.0,
+        "ckpt_every_n_steps": 250,
+        "max_minutes": None,
     },
     "trainer": {
         "accelerator": "auto",
@@ -92,13 +138,20 @@ NULLABLE = {
     ("step1", "max_minutes"): float,
     ("step2", "max_minutes"): float,
     ("step2", "early_stop_patience"): int,
+    ("step3", "max_minutes"): float,
+    ("step3", "early_stop_patience"): int,
+    ("masker_dprnn", "hop_size"): int,
     ("trainer", "num_threads"): int,
     ("eval", "max_utterances"): int,
 }
 # Keys that take either type: Lightning reads an int as a number of batches, a float as a fraction.
-EITHER_INT_OR_FLOAT = {("step1", "limit_val_batches"), ("step2", "limit_val_batches")}
+EITHER_INT_OR_FLOAT = {("step1", "limit_val_batches"), ("step2", "limit_val_batches"),
+                       ("step3", "limit_val_batches")}
 CHOICES = {
     ("step2", "scheduler"): {"cosine", "plateau", "none"},
+    ("step3", "scheduler"): {"cosine", "plateau", "none"},
+    ("masker", "type"): {"tdcn", "sudormrf", "sudormrf_improved", "dprnn", "tdconvnet"},
+    ("masker_dprnn", "rnn_type"): {"RNN", "LSTM", "GRU"},
     ("masker", "mask_head"): {"toeplitz", "dense"},
 }
 

@@ -241,7 +241,7 @@ def plot_report(model, sisdri, path):
 def main(argv=None):
     from .config import load_config
     from .data.datasets import make_dataset
-    from .models import TwoStepTDCN
+    from .models import load_separator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="best.pth, a folder, or a Hub id")
@@ -258,7 +258,7 @@ def main(argv=None):
     clash = {n for n in names if names.count(n) > 1 or n == "seen"}
     if clash:
         parser.error(f"--unseen_dir folders must have distinct names other than 'seen': {sorted(clash)}")
-    model = TwoStepTDCN.from_pretrained(args.model)
+    model = load_separator(args.model)
     ev = conf["eval"]
 
     def run(data_dir, out_dir):

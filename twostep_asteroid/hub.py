@@ -353,9 +353,9 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         "front end trained first on ideal latent targets, then frozen under a TDCN separator. "
         "Needs the `twostep-asteroid` package (an Asteroid plugin) to load."))
     lines += ["", "## Usage", "", "```python",
-              "from twostep_asteroid import TwoStepTDCN",
+              f"from twostep_asteroid import {name}",
               "",
-              f'model = TwoStepTDCN.from_pretrained("{repo_id or "<org>/<name>"}")',
+              f'model = {name}.from_pretrained("{repo_id or "<org>/<name>"}")',
               f"sources = model(mixture)  # [batch, time] at {_fmt(sample_rate)} Hz -> [batch, n_src, time]",
               "```", "", "From the command line (any length, any sample rate: resampled and chunked):", "",
               "```bash", f"twostep-separate mixture.wav --model {repo_id or '<org>/<name>'} --out_dir separated/",
@@ -519,9 +519,9 @@ def main(argv=None):
     pkg.add_argument("--repo_id", help="upload to this Hub repo when a token is available")
     args = parser.parse_args(argv)
 
-    from .models import TwoStepTDCN
+    from .models import load_separator
 
-    model = TwoStepTDCN.from_pretrained(args.model)
+    model = load_separator(args.model)
     results = json.loads(Path(args.results).read_text()) if args.results and Path(args.results).is_file() else None
     infos = corpus_card_infos(args.data_dir)
     extra = {"data_licenses": infos["data_licenses"]} if infos["data_licenses"] else None

@@ -39,6 +39,12 @@ def latent_pit_loss(est_latents, target_latents):
     return loss_func(flatten_latents(est_latents), flatten_latents(target_latents))
 
 
+def pit_sisdr_loss():
+    """Waveform PIT negative SI-SDR (zero-mean), Asteroid's usual end-to-end loss: for models that
+    output ``[batch, n_src, time]`` directly (the Asteroid baselines)."""
+    return PITLossWrapper(pairwise_neg_waveform_sisdr, pit_from="pw_mtx")
+
+
 class TwoStepLoss(nn.Module):
     """Step-2 loss: weighted latent and waveform PIT SI-SDR, sharing one best permutation.
 

@@ -144,7 +144,74 @@ class TwoStepFrontEnd(_SerializableMixin, nn.Module):
         }
 
 
-class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
+class _TwoStepModel(_SerializableMixin, BaseEncoderMaskerDecoder):
+    """A masker on a step-1 :class:`TwoStepFrontEnd`: what every step-2 model shares.
+
+    The front end's encoder and decoder are the model's; the front end is frozen unless
+    ``train_front_end`` (end-to-end baseline, step 3). Subclasses build the masker and say how to
+    rebuild it (``get_model_args``).
+    """
+
+    def __init__(self, front_end, masker, n_src, train_front_end=False):
+        super().__init__(front_end.encoder, masker, front_end.decoder)
+        self.n_src = n_src
+        # The front end shares the encoder/decoder modules registered above; holding it in a list keeps
+        # it out of the state dict, whose keys stay Asteroid's ("encoder.", "masker.", "decoder.").
+        self._front_end = [front_end]
+        self.set_front_end_trainable(train_front_end)
+
+    @staticmethod
+    def _front_end_for(n_src, n_filters, kernel_size, stride, sample_rate, front_end):
+        if front_end is None:
+            return TwoStepFrontEnd(n_src, n_filters, kernel_size, stride, sample_rate)
+        if front_end.n_src != n_src:
+            raise ValueError(f"front_end was trained for {front_end.n_src} sources, not {n_src}")
+        return front_end
+
+    @classmethod
+    def from_front_end(cls, front_end, **masker_kwargs):
+        """Build a model around a trained step-1 :class:`TwoStepFrontEnd`."""
+        args = front_end.get_model_args()
+        return cls(**args, front_end=front_end, **masker_kwargs)
+
+    @property
+    def front_end(self):
+        return self._front_end[0]
+
+    @property
+    def train_front_end(self):
+        return any(p.requires_grad for p in self.front_end.parameters())
+
+    def set_front_end_trainable(self, trainable):
+        for param in self.front_end.parameters():
+            param.requires_grad_(trainable)
+
+    def forward_decoder(self, masked_tf_rep):
+        # With one source the front end also carries the residual; only the source is returned.
+        return super().forward_decoder(masked_tf_rep)[:, : self.n_src]
+
+    def estimate_latents(self, wav):
+        """Estimated latent sources, for the step-2 loss.
+
+        Args:
+            wav (torch.Tensor): Mixture ``[batch, time]``.
+
+        Returns:
+            tuple: ``(estimated latents [B, n_latent, N, F], encoded mixture [B, N, F])``.
+        """
+        tf_rep = self.forward_encoder(_unsqueeze_to_3d(wav))
+        return self.apply_masks(tf_rep, self.forward_masker(tf_rep)), tf_rep
+
+    def decode_latents(self, latents, like):
+        """Decode ``[B, n_latent, N, F]`` latents to ``[B, n_src, time]`` waveforms."""
+        return pad_x_to_y(self.forward_decoder(latents), like)
+
+    def _front_end_args(self):
+        fe_args = self.front_end.get_model_args()
+        return {k: fe_args[k] for k in ("n_src", "n_filters", "kernel_size", "stride", "sample_rate")}
+
+
+class TwoStepTDCN(_TwoStepModel):
     """Two-step separation model: the (frozen) learned front end and a TDCN masker.
 
     Keyword names follow :class:`asteroid.models.ConvTasNet`.
@@ -186,59 +253,13 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
                  n_blocks=8, n_repeats=4, conv_kernel_size=3, norm_type="gLN", mask_act="softmax",
                  mask_head="toeplitz", conv_impl="auto", skip_chan=0, feature_norm=False, sample_rate=8000.0, front_end=None,
                  train_front_end=False):
-        if front_end is None:
-            front_end = TwoStepFrontEnd(n_src, n_filters, kernel_size, stride, sample_rate)
-        elif front_end.n_src != n_src:
-            raise ValueError(f"front_end was trained for {front_end.n_src} sources, not {n_src}")
+        front_end = self._front_end_for(n_src, n_filters, kernel_size, stride, sample_rate, front_end)
         fb = front_end.encoder.filterbank
         masker = TDCN(fb.n_filters, front_end.n_latent, n_blocks=n_blocks, n_repeats=n_repeats,
                       bn_chan=bn_chan, hid_chan=hid_chan, conv_kernel_size=conv_kernel_size,
                       norm_type=norm_type, mask_act=mask_act, mask_head=mask_head,
                       conv_impl=conv_impl, skip_chan=skip_chan, feature_norm=feature_norm)
-        super().__init__(front_end.encoder, masker, front_end.decoder)
-        self.n_src = n_src
-        # The front end shares the encoder/decoder modules registered above; holding it in a list keeps
-        # it out of the state dict, whose keys stay Asteroid's ("encoder.", "masker.", "decoder.").
-        self._front_end = [front_end]
-        self.set_front_end_trainable(train_front_end)
-
-    @classmethod
-    def from_front_end(cls, front_end, **masker_kwargs):
-        """Build a model around a trained step-1 :class:`TwoStepFrontEnd`."""
-        args = front_end.get_model_args()
-        return cls(**args, front_end=front_end, **masker_kwargs)
-
-    @property
-    def front_end(self):
-        return self._front_end[0]
-
-    @property
-    def train_front_end(self):
-        return any(p.requires_grad for p in self.front_end.parameters())
-
-    def set_front_end_trainable(self, trainable):
-        for param in self.front_end.parameters():
-            param.requires_grad_(trainable)
-
-    def forward_decoder(self, masked_tf_rep):
-        # With one source the front end also carries the residual; only the source is returned.
-        return super().forward_decoder(masked_tf_rep)[:, : self.n_src]
-
-    def estimate_latents(self, wav):
-        """Estimated latent sources, for the step-2 loss.
-
-        Args:
-            wav (torch.Tensor): Mixture ``[batch, time]``.
-
-        Returns:
-            tuple: ``(estimated latents [B, n_latent, N, F], encoded mixture [B, N, F])``.
-        """
-        tf_rep = self.forward_encoder(_unsqueeze_to_3d(wav))
-        return self.apply_masks(tf_rep, self.forward_masker(tf_rep)), tf_rep
-
-    def decode_latents(self, latents, like):
-        """Decode ``[B, n_latent, N, F]`` latents to ``[B, n_src, time]`` waveforms."""
-        return pad_x_to_y(self.forward_decoder(latents), like)
+        super().__init__(front_end, masker, n_src, train_front_end)
 
     def get_model_args(self):
         fe_args = self.front_end.get_model_args()
@@ -264,3 +285,68 @@ class TwoStepTDCN(_SerializableMixin, BaseEncoderMaskerDecoder):
 
 
 register_model(TwoStepTDCN)
+
+
+class TwoStepSeparator(_TwoStepModel):
+    """Two-step separation model with the masker as a choice: the learned front end and our TDCN
+    or one of Asteroid's maskers (SuDORMRF, SuDORMRFImproved, DPRNN, TDConvNet).
+
+    Step 2 trains it like :class:`TwoStepTDCN` (same front end, same loss): the masker's masks
+    times the encoded mixture are the latent estimates. :class:`TwoStepTDCN` stays the paper's
+    model; this class is for the other separators.
+
+    Args:
+        n_src (int): Number of sources.
+        n_filters (int): Number of bases N of the front end.
+        kernel_size (int): Filter length L.
+        stride (int, optional): Hop; defaults to ``kernel_size // 2``.
+        sample_rate (float): Sample rate of the audio.
+        masker_type (str): A name of :data:`twostep_asteroid.separators.MASKERS`
+            (``"sudormrf"``, ``"sudormrf_improved"``, ``"dprnn"``, ``"tdconvnet"``, ``"tdcn"``).
+        masker_args (dict, optional): Keyword arguments of that masker class (Asteroid's names;
+            ``in_chan`` and ``n_src`` come from the front end). Its defaults when omitted.
+        front_end (TwoStepFrontEnd, optional): A trained step-1 front end to build around; its
+            N, L, stride and sample rate override the arguments above. See :meth:`from_front_end`.
+        train_front_end (bool): Leave the front end trainable (end to end, step 3).
+
+    Examples
+        >>> model = TwoStepSeparator.from_front_end(TwoStepFrontEnd.from_pretrained("step1.pth"),
+        ...     masker_type="sudormrf", masker_args={"bn_chan": 128, "num_blocks": 8, "mask_act": "softmax"})
+
+    References
+        Tzinis et al., "Two-Step Sound Source Separation: Training on Learned Latent Targets",
+        ICASSP 2020, arXiv:1910.09804. Tzinis et al., "Sudo rm -rf", MLSP 2020. Luo et al.,
+        "Dual-path RNN", ICASSP 2020. Luo & Mesgarani, "Conv-TasNet", TASLP 2019.
+    """
+
+    def __init__(self, n_src, n_filters=256, kernel_size=21, stride=None, sample_rate=8000.0,
+                 masker_type="sudormrf", masker_args=None, front_end=None, train_front_end=False):
+        from .separators import make_masker
+
+        front_end = self._front_end_for(n_src, n_filters, kernel_size, stride, sample_rate, front_end)
+        masker = make_masker(masker_type, front_end.encoder.filterbank.n_filters, front_end.n_latent,
+                             **dict(masker_args or {}))
+        super().__init__(front_end, masker, n_src, train_front_end)
+        self.masker_type = masker_type
+
+    def get_model_args(self):
+        from .separators import masker_args
+
+        return {**self._front_end_args(), "masker_type": self.masker_type,
+                "masker_args": masker_args(self.masker)}
+
+
+register_model(TwoStepSeparator)
+
+
+def load_separator(source):
+    """A step-2 model (:class:`TwoStepTDCN` or :class:`TwoStepSeparator`, by its stored
+    ``model_name``) from anything :meth:`~_SerializableMixin.from_pretrained` takes."""
+    from .hub import load_model_conf
+
+    conf = load_model_conf(source)
+    classes = {cls.__name__: cls for cls in (TwoStepTDCN, TwoStepSeparator)}
+    if conf["model_name"] not in classes:
+        raise ValueError(f"{source} holds a {conf['model_name']}, not a two-step separation model "
+                         f"({', '.join(classes)}).")
+    return classes[conf["model_name"]].from_pretrained(conf)

@@ -132,3 +132,30 @@ class SeparatorSystem(_GuardedSystem):
         loss = self.common_step(batch, batch_nb, train=False)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
                  sync_dist=True)
+
+
+class WaveformSystem(_GuardedSystem):
+    """End-to-end training of a model that maps ``[B, T]`` mixtures to ``[B, n_src, T]``
+    estimates (Asteroid's own models, for comparison), with ``loss_func`` a waveform PIT loss
+    (:func:`~twostep_asteroid.losses.pit_sisdr_loss`).
+
+    Validation logs what :class:`SeparatorSystem` logs for waveforms: ``val_loss`` (negative PIT
+    SI-SDR), ``val_sisdr`` and ``val_sisdri`` (against the mixture), so the CSV logs compare.
+    """
+
+    def common_step(self, batch, batch_nb, train=True):
+        mixture, sources = batch
+        loss = self.loss_func(self.model(mixture), sources)
+        if train:
+            self.log("train_sisdr", -loss.detach(), prog_bar=True)
+        else:
+            batch_size = mixture.shape[0]
+            self.log("val_sisdr", -loss, on_epoch=True, batch_size=batch_size, sync_dist=True)
+            self.log("val_sisdri", -loss - mixture_sisdr(mixture, sources).mean(), on_epoch=True,
+                     prog_bar=True, batch_size=batch_size, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_nb):
+        loss = self.common_step(batch, batch_nb, train=False)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
+                 sync_dist=True)

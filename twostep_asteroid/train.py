@@ -1,4 +1,10 @@
-"""Training entry points for the two steps: ``python -m twostep_asteroid.train {step1,step2}``.
+"""Training entry points: ``python -m twostep_asteroid.train {step1,step2,step3,asteroid}``.
+
+- ``step1``: the front end; ``step2``: the separator on the frozen front end (``--front_end``);
+- ``step3``: joint fine-tuning of front end and separator on waveforms, from step 2's best.pth
+  (``--init``; off while ``step3.max_steps`` is 0);
+- ``asteroid``: one of Asteroid's own models (``--model ConvTasNet --model_args '{...}'``) trained
+  end to end with PIT SI-SDR under the ``step2`` settings, as a baseline.
 
 Each run writes into its ``--exp_dir``:
 
@@ -26,9 +32,10 @@ from torch.utils.data import DataLoader
 from .config import ConfigError, load_config, save_config
 from .data.audio_io import atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
-from .losses import TwoStepLoss, front_end_loss
-from .models import TwoStepFrontEnd, TwoStepTDCN
-from .systems import FrontEndSystem, SeparatorSystem
+from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
+from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
+from .separators import masker_from_conf
+from .systems import FrontEndSystem, SeparatorSystem, WaveformSystem
 
 log = logging.getLogger("twostep_asteroid.train")
 DONE = "done"
@@ -59,6 +66,43 @@ class EpochSetter(pl.Callback):
         from .data.datasets import set_epoch
 
         set_epoch(trainer.train_dataloader.dataset, trainer.current_epoch)
+
+
+class WallClock(pl.Callback):
+    """Logs at each validation the training wall time and the training audio seen, so that runs
+    can be compared per minute and per second of audio (``bench/quality_per_minute.py``).
+
+    Metrics (CSV logger, on their own row at the validation's step): ``wall_s``, seconds since the
+    training started, carried over a resume through the checkpoint; ``train_audio_s``, seconds of
+    training audio (steps x batch x segment x processes); ``time_unix``, the clock time.
+
+    Args:
+        audio_per_step (float): Seconds of training audio per optimizer step, all processes.
+    """
+
+    def __init__(self, audio_per_step):
+        self.audio_per_step = audio_per_step
+        self._offset = 0.0
+        self._start = None
+
+    def elapsed(self):
+        return self._offset + (time.time() - self._start if self._start is not None else 0.0)
+
+    def on_train_start(self, trainer, pl_module):
+        self._start = time.time()
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.logger is None or self._start is None:
+            return
+        trainer.logger.log_metrics({"wall_s": self.elapsed(),
+                                    "train_audio_s": trainer.global_step * self.audio_per_step,
+                                    "time_unix": time.time()}, step=trainer.global_step)
+
+    def state_dict(self):
+        return {"wall_s": self.elapsed()}
+
+    def load_state_dict(self, state_dict):
+        self._offset = float(state_dict.get("wall_s", 0.0))
 
 
 def atomic_torch_save(obj, path):
@@ -118,6 +162,7 @@ def _trainer(conf, exp_dir, stage_conf, callbacks):
     # last.ckpt, for resuming after a crash, more often than validations happen.
     periodic = AtomicModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
                                      every_n_train_steps=stage_conf.get("ckpt_every_n_steps", 250))
+    clock = WallClock(audio_per_step=0.0)  # set below, once the trainer knows its world size
     trainer = pl.Trainer(
         max_steps=stage_conf["max_steps"],
         max_time={"minutes": stage_conf["max_minutes"]} if stage_conf["max_minutes"] else None,
@@ -132,12 +177,13 @@ def _trainer(conf, exp_dir, stage_conf, callbacks):
         precision=trainer_conf["precision"],
         # One version folder per (re)start, so that a resumed run never overwrites earlier metrics.
         logger=CSVLogger(str(exp_dir), name="logs"),
-        callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step")] + callbacks,
+        callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step"), clock] + callbacks,
         default_root_dir=str(exp_dir),
         num_sanity_val_steps=0,
         log_every_n_steps=min(50, conf["_val_every"]),
         enable_model_summary=True,
     )
+    clock.audio_per_step = stage_conf["batch_size"] * conf["data"]["segment"] * trainer.world_size
     return trainer, best_ckpt
 
 
@@ -250,7 +296,7 @@ def budget_report(exp_dir):
         tuple: ``(lines, all_full)``; ``all_full`` is False when a run stopped short of max_steps.
     """
     lines, all_full = [], True
-    for step in ("step1", "step2"):
+    for step in ("step1", "step2", "step3"):
         path = Path(exp_dir) / step / "summary.json"
         if not path.is_file():
             continue
@@ -343,54 +389,147 @@ def compiled_graphs():
 
 
 def build_separator(conf, front_end_path=None):
-    """The step-2 model: around the trained front end, or a fresh trainable one (end to end)."""
-    data, masker = conf["data"], conf["masker"]
-    if conf["step2"]["train_front_end"]:
+    """The step-2 model (``masker.type``): around the trained front end, or a fresh trainable one
+    (end to end). :class:`TwoStepTDCN` for ``tdcn``, :class:`TwoStepSeparator` for the others."""
+    data = conf["data"]
+    train_front_end = conf["step2"]["train_front_end"]
+    if train_front_end:
         front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     else:
         if front_end_path is None or not Path(front_end_path).is_file():
             raise ConfigError(f"Step 2 needs the step-1 front end, not found at {front_end_path}: run step 1 "
                               "first (run.sh --stage 1) or set step2.train_front_end: true (end to end).")
         front_end = TwoStepFrontEnd.from_pretrained(str(front_end_path))
-    return TwoStepTDCN.from_front_end(front_end, train_front_end=conf["step2"]["train_front_end"], **masker)
+    masker_type, masker_args = masker_from_conf(conf)
+    if masker_type == "tdcn":
+        return TwoStepTDCN.from_front_end(front_end, train_front_end=train_front_end, **masker_args)
+    try:
+        return TwoStepSeparator.from_front_end(front_end, masker_type=masker_type, masker_args=masker_args,
+                                               train_front_end=train_front_end)
+    except ValueError as err:  # e.g. a masker that needs an even N, or a wrong activation
+        raise ConfigError(f"masker.type {masker_type}: {err}") from err
+
+
+def _fit_separator(conf, data_dir, exp_dir, stage, build_model, loss_func, system_cls=SeparatorSystem):
+    """Train ``build_model()`` (called once seeded) under the ``stage`` section; load its best
+    weights by validation waveform SI-SDR.
+
+    Returns:
+        tuple: ``(model, summary, trainer)``.
+    """
+    stage_conf = _setup(conf, exp_dir, stage)
+    callbacks = []
+    if stage_conf["early_stop_patience"]:
+        callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], conf["data"]["sample_rate"],
+                                        trainer.world_size)
+    model = build_model()
+    if conf["trainer"]["compile"] and hasattr(model, "masker"):
+        compile_masker(model, on_cpu=trainer.strategy.root_device.type == "cpu")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=stage_conf["lr"])
+    system = system_cls(model, optimizer, loss_func, train_loader, val_loader,
+                        scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
+    start, start_step = time.time(), _resume_step(exp_dir)
+    trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    budget = budget_summary(trainer, stage_conf, start_step)
+    model.load_state_dict(_best_state_dict(best_ckpt, system))
+    counted = model.masker if hasattr(model, "masker") else model
+    summary = {"step": stage, "global_step": trainer.global_step, "train_seconds": time.time() - start,
+               "best_checkpoint": best_ckpt.best_model_path,
+               "best_val_sisdr": -float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
+               "n_params": sum(p.numel() for p in counted.parameters()),
+               "n_params_total": sum(p.numel() for p in model.parameters()),
+               "nonfinite_steps": system.nonfinite_steps, **budget,
+               "masker_compiled_graphs": compiled_graphs()}
+    summary["steps_per_second"] = budget["steps_this_run"] / max(summary["train_seconds"], 1e-9)
+    return model, summary, trainer
+
+
+def _done(exp_dir, what):
+    if (Path(exp_dir) / DONE).is_file():
+        log.info("%s already done in %s (remove %s to redo it).", what, exp_dir, Path(exp_dir) / DONE)
+        return True
+    return False
 
 
 def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     """Train the separator on the frozen front end (step 2) and save the best by waveform SI-SDR."""
     exp_dir = Path(exp_dir)
-    if (exp_dir / DONE).is_file():
-        log.info("Step 2 already done in %s (remove %s to redo it).", exp_dir, exp_dir / DONE)
+    if _done(exp_dir, "Step 2"):
         return exp_dir / "best.pth"
-    stage_conf = _setup(conf, exp_dir, "step2")
+    stage_conf = conf["step2"]
     if stage_conf["train_front_end"] and stage_conf["latent_weight"] > 0:
         raise ConfigError("step2.train_front_end: true trains end to end on waveforms; set "
                           "step2.latent_weight: 0 (latent targets of a moving front end are not targets).")
-    data = conf["data"]
-    callbacks = []
-    if stage_conf["early_stop_patience"]:
-        callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
-    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
-    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"],
-                                        trainer.world_size)
-    model = build_separator(conf, front_end_path)
-    if conf["trainer"]["compile"]:
-        compile_masker(model, on_cpu=trainer.strategy.root_device.type == "cpu")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=stage_conf["lr"])
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
-    system = SeparatorSystem(model, optimizer, loss_func, train_loader, val_loader,
-                             scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
-    start, start_step = time.time(), _resume_step(exp_dir)
-    trainer.fit(system, ckpt_path=_resume_path(exp_dir))
-    budget = budget_summary(trainer, stage_conf, start_step)
-    model.load_state_dict(_best_state_dict(best_ckpt, system))
-    summary = {"step": "step2", "global_step": trainer.global_step, "train_seconds": time.time() - start,
-               "best_checkpoint": best_ckpt.best_model_path,
-               "best_val_sisdr": -float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
-               "n_params": sum(p.numel() for p in model.masker.parameters()),
-               "nonfinite_steps": system.nonfinite_steps, **budget,
-               "masker_compiled_graphs": compiled_graphs()}
-    summary["steps_per_second"] = budget["steps_this_run"] / max(summary["train_seconds"], 1e-9)
+    model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step2",
+                                             lambda: build_separator(conf, front_end_path), loss_func)
+    summary["masker_type"] = conf["masker"]["type"]
+    _finish(exp_dir, model, summary, trainer)
+    return exp_dir / "best.pth"
+
+
+def train_step3(conf, data_dir, exp_dir, init_path=None):
+    """Step 3: fine-tune the front end and the separator jointly with the waveform loss (PIT
+    SI-SDR), from step 2's best model, and save the best by validation waveform SI-SDR.
+
+    Off (returns ``None``, writes nothing) while ``step3.max_steps`` is 0.
+
+    Args:
+        conf (dict): The recipe configuration (``step3`` section, ``data``, ``trainer``).
+        data_dir: Folder with the ``tr/`` and ``cv/`` manifests.
+        exp_dir: Output folder (``best.pth``, ``summary.json``, ``done``, checkpoints, logs).
+        init_path: Step 2's ``best.pth`` (a :class:`TwoStepTDCN` or :class:`TwoStepSeparator`).
+
+    Returns:
+        Path or None: ``exp_dir / "best.pth"``, or ``None`` when step 3 is off.
+    """
+    exp_dir = Path(exp_dir)
+    if conf["step3"]["max_steps"] <= 0:
+        log.info("step3.max_steps is 0: step 3 is off, nothing to do.")
+        return None
+    if _done(exp_dir, "Step 3"):
+        return exp_dir / "best.pth"
+    if init_path is None or not Path(init_path).is_file():
+        raise ConfigError(f"Step 3 starts from step 2's best.pth, not found at {init_path}: run step 2 first "
+                          "(run.sh --stage 2) and pass its best.pth with --init.")
+    def build():
+        model = load_separator(str(init_path))
+        model.set_front_end_trainable(True)
+        return model
+
+    loss_func = TwoStepLoss(latent_weight=0.0, waveform_weight=1.0)
+    model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step3", build, loss_func)
+    summary["init"] = str(init_path)
+    _finish(exp_dir, model, summary, trainer)
+    return exp_dir / "best.pth"
+
+
+def build_asteroid_model(conf, model_name, model_args=None):
+    """One of Asteroid's registered models (``asteroid.models.get(model_name)``), at the data's
+    sample rate and source count unless ``model_args`` says otherwise."""
+    import asteroid.models
+
+    try:
+        cls = asteroid.models.get(model_name)
+    except ValueError as err:
+        raise ConfigError(f"Unknown Asteroid model {model_name!r}: {err}") from err
+    args = {"n_src": conf["data"]["n_src"], "sample_rate": conf["data"]["sample_rate"], **(model_args or {})}
+    return cls(**args)
+
+
+def train_asteroid_model(conf, data_dir, exp_dir, model_name, model_args=None):
+    """Train one of Asteroid's own models end to end with PIT SI-SDR, under the ``step2`` settings
+    (batch, lr, schedule, steps, minutes, validation), for comparison with the two-step models."""
+    exp_dir = Path(exp_dir)
+    if _done(exp_dir, model_name):
+        return exp_dir / "best.pth"
+    model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step2",
+                                             lambda: build_asteroid_model(conf, model_name, model_args),
+                                             pit_sisdr_loss(), system_cls=WaveformSystem)
+    summary.update({"step": "asteroid", "model_name": model_name})
     _finish(exp_dir, model, summary, trainer)
     return exp_dir / "best.pth"
 
@@ -408,19 +547,28 @@ def main(argv=None):
                   "figures for this configuration (see the warnings above).")
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["step1", "step2"])
+    parser.add_argument("step", choices=["step1", "step2", "step3", "asteroid"])
     parser.add_argument("--conf", help="YAML configuration (see conf/default.yml)")
     parser.add_argument("--data_dir", required=True, help="folder with tr/ cv/ manifests")
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--front_end", help="step-1 best.pth (step 2)")
+    parser.add_argument("--init", help="step-2 best.pth (step 3)")
+    parser.add_argument("--model", help="an asteroid.models name, e.g. ConvTasNet (asteroid)")
+    parser.add_argument("--model_args", default="{}", help="its keyword arguments as JSON (asteroid)")
     parser.add_argument("overrides", nargs="*", help="section.key=value")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conf = load_config(args.conf, args.overrides)
     if args.step == "step1":
         train_step1(conf, args.data_dir, args.exp_dir)
-    else:
+    elif args.step == "step2":
         train_step2(conf, args.data_dir, args.exp_dir, args.front_end)
+    elif args.step == "step3":
+        train_step3(conf, args.data_dir, args.exp_dir, args.init)
+    else:
+        if not args.model:
+            parser.error("asteroid needs --model (e.g. ConvTasNet, SuDORMRFNet)")
+        train_asteroid_model(conf, args.data_dir, args.exp_dir, args.model, json.loads(args.model_args))
 
 
 if __name__ == "__main__":
