@@ -241,7 +241,8 @@ def test_run_sh_second_run_refuses_then_a_stale_lock_is_taken_over(corpus, tmp_p
         assert f"Refusing to run: {exp_root / 'X'} is in use by another run (pid {first.pid} on" in second.stderr
         assert first.poll() is None, "the refused run must not disturb the first"
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # run.sh, tee and the training: no EXIT trap runs
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)  # run.sh, tee and the training: no EXIT trap runs
         first.wait()
     assert json.loads(lock.read_text())["pid"] == first.pid  # left behind: stale
     third = subprocess.run(["./run.sh", "--stage", "9", *common], cwd=RECIPE, env=env, capture_output=True,
