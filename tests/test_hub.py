@@ -258,3 +258,40 @@ def test_package_cli_upload_without_token_fails_and_names_its_own_flags(offline_
     assert rc != 0
     assert "NOT uploaded to me/ts" in err and "HF_TOKEN" in err and "--repo_id me/ts" in err
     assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("layout", ["safetensors", "pytorch_model.bin"])
+def test_truncated_cached_blob_is_refused_naming_it_and_the_fix(offline_hub, tmp_path, layout):
+    """A blob cut short (as by a kill while the cache was written or copied) is detected against its
+    name in the cache (sha256) and the safetensors header: nothing loads, the message names the
+    file and how to clear it."""
+    model = TwoStepTDCN(n_src=2, **SMALL).eval()
+    if layout == "safetensors":
+        files = folder_files(model, tmp_path)
+        weights = hub.WEIGHTS_NAME
+    else:
+        torch.save(model.serialize(), tmp_path / "model.bin")
+        files = {"pytorch_model.bin": (tmp_path / "model.bin").read_bytes()}
+        weights = "pytorch_model.bin"
+    snapshot = add_to_cache(offline_hub, "org/cut", files, SHA_MAIN)
+    assert same_outputs(TwoStepTDCN.from_pretrained("org/cut"), model)  # intact: loads
+    blob = (snapshot / weights).resolve()
+    blob.write_bytes(files[weights][: len(files[weights]) * 2 // 3])
+    with pytest.raises(hub.HubCacheCorruptError) as info:
+        TwoStepTDCN.from_pretrained("org/cut")
+    message = str(info.value)
+    assert str(blob) in message and weights in message and "incomplete or corrupt" in message
+    assert "hf cache rm model/org/cut" in message and "hf download org/cut" in message
+    assert isinstance(info.value, OSError)  # twostep-separate reports it as "cannot load model"
+
+
+def test_altered_cached_blob_of_the_right_length_is_refused(offline_hub, tmp_path):
+    """Same length, other bytes: the sha256 the blob is named by catches it."""
+    model = TwoStepTDCN(n_src=2, **SMALL).eval()
+    files = folder_files(model, tmp_path)
+    snapshot = add_to_cache(offline_hub, "org/flipped", files, SHA_MAIN)
+    data = bytearray(files[hub.WEIGHTS_NAME])
+    data[-1] ^= 0xFF
+    (snapshot / hub.WEIGHTS_NAME).resolve().write_bytes(bytes(data))
+    with pytest.raises(hub.HubCacheCorruptError, match="sha256"):
+        TwoStepTDCN.from_pretrained("org/flipped")

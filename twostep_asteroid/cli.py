@@ -152,6 +152,7 @@ def separate_main(argv=None):
     import torch
     from tqdm import tqdm
 
+    from .data.audio_io import DiskFullError
     from .hub import HubModelNotCachedError, UnsafeCheckpointError
     from .inference import AudioReadError, load_model, output_paths, resolve_device, separate_file
 
@@ -191,6 +192,11 @@ def separate_main(argv=None):
         except KeyboardInterrupt:
             say("Interrupted: the file in progress was not written.")
             raise
+        except DiskFullError as err:  # every later file would fail the same way: stop here
+            say(f"Stopped: {err}")
+            say(f"Separated {done}/{len(files)} file(s) into {out_root}/ before the disk filled up; "
+                "free some space and run the command again.")
+            return 1
         except Exception as err:  # unreadable or unusable input: skip it, report at the end
             reason = str(err) if isinstance(err, AudioReadError) else f"{type(err).__name__}: {err}"
             failed.append((path, reason))

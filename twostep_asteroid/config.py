@@ -121,6 +121,7 @@ DEFAULTS = {
         "seed": 0,
         "num_threads": None,      # torch intra-op threads on CPU; null: torch's default
         "compile": False,         # torch.compile the masker for step 2 (pays on GPUs; see bench/README.md)
+        "ddp_timeout_minutes": 10.0,  # strategy ddp: how long a process waits in a collective for the others
     },
     "eval": {
         "metrics": ["si_sdr", "sdr", "stoi", "pesq"],

@@ -117,6 +117,81 @@ class HubModelNotCachedError(OSError):
     """A Hub model that is neither in the local cache nor reachable (offline or no network)."""
 
 
+class HubCacheCorruptError(OSError):
+    """A cached Hub file whose content does not match what the cache says it is (truncated or
+    altered: an interrupted copy of the cache, a full disk, a crash while it was written)."""
+
+
+def _git_blob_sha1(path):
+    import hashlib
+
+    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _safetensors_expected_size(path):
+    """Size a safetensors file must have according to its own header, or ``None`` if the header
+    itself is cut or unreadable (then the file is damaged anyway)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        n = int.from_bytes(head, "little")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return None
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + n + max(ends, default=0)
+
+
+def check_cached_file(path, repo_id, filename):
+    """Check a file returned by ``hf_hub_download`` before it is loaded.
+
+    In the huggingface_hub cache, ``snapshots/<commit>/<file>`` links to ``blobs/<name>``, where
+    ``<name>`` is the file's sha256 (LFS files: weights) or its git blob sha1 (small files): the
+    content is hashed and compared with that name. A safetensors file is also checked against
+    the length its header gives, wherever it lies.
+
+    Raises:
+        HubCacheCorruptError: The file is truncated or altered; the message names it and says how
+            to remove it from the cache.
+    """
+    import hashlib
+
+    real = Path(os.path.realpath(path))
+    problem = None
+    if real.suffix == ".safetensors" or str(filename).endswith(".safetensors"):
+        expected = _safetensors_expected_size(real)
+        size = real.stat().st_size
+        if expected is None or size != expected:
+            problem = (f"{size} bytes, its safetensors header "
+                       + ("is cut or unreadable" if expected is None else f"says {expected}"))
+    name = real.name
+    if problem is None and real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{40}", name):
+        if len(name) == 64:
+            digest = hashlib.sha256()
+            with open(real, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            actual, kind = digest.hexdigest(), "sha256"
+        else:
+            actual, kind = _git_blob_sha1(real), "git sha1"
+        if actual != name:
+            problem = f"{real.stat().st_size} bytes whose {kind} is {actual}, not {name} as the cache records"
+    if problem is None:
+        return
+    repo_folder = real.parent.parent if real.parent.name == "blobs" else None
+    rm = f"`rm -rf {repo_folder}`" if repo_folder is not None else f"`rm {real}`"
+    raise HubCacheCorruptError(
+        f"{filename} of {repo_id} in the Hugging Face cache is incomplete or corrupt: {real} holds {problem} "
+        f"(an interrupted download or copy of the cache?). Nothing was loaded. Remove it from the cache with "
+        f"`hf cache rm model/{repo_id}` (or {rm}), then download it again: `hf download {repo_id}`.")
+
+
 def _hub_cache_dir():
     from huggingface_hub import constants
 
@@ -150,7 +225,9 @@ def _download(repo_id, revision, filename=None):
     def fetch(name):
         # After a first "not cached and unreachable" answer, look only in the cache: the Hub is
         # offline or unreachable, and each online try would retry for tens of seconds.
-        return hf_hub_download(repo_id, name, revision=revision, local_files_only=not_cached is not None)
+        path = hf_hub_download(repo_id, name, revision=revision, local_files_only=not_cached is not None)
+        check_cached_file(path, repo_id, name)
+        return path
 
     if filename is not None:
         names = [filename]
@@ -189,6 +266,7 @@ def load_model_conf(source):
 
     Raises:
         HubModelNotCachedError: A Hub model that is not cached while the Hub is unreachable.
+        HubCacheCorruptError: A cached Hub file that is truncated or altered (see :func:`check_cached_file`).
         UnsafeCheckpointError: A torch file that would need code execution to load.
 
     Returns:

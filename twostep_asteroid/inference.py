@@ -479,13 +479,21 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
                 writer.close()
             for tmp, path in zip(tmps, finals):
                 os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             for writer in writers:
                 if not writer.closed:
-                    writer.close()
+                    try:
+                        writer.close()
+                    except Exception:  # a full disk can fail the close too; the file is removed below
+                        pass
             for tmp in tmps:
                 if tmp.exists():
                     tmp.unlink()
+            from .data.audio_io import disk_full_error, is_disk_full
+
+            # libsndfile reports a full disk as "System error.": check the free space.
+            if finals and is_disk_full(err, finals[0].parent):
+                raise disk_full_error(finals[0], err, "Nothing was written for this file.") from err
             raise
     return {
         "outputs": [str(p) for p in finals],

@@ -14,42 +14,71 @@ Each run writes into its ``--exp_dir``:
 - ``logs/version_<k>/metrics.csv``: the CSV logger, one version per (re)start;
 - ``best.pth``: the best model, serialized (``from_pretrained``-able);
 - ``summary.json`` and the completion marker ``done``: a run with ``done`` present is skipped.
+
+Faults (docs/reliability.md): a full disk raises ``DiskFullError`` (the previous checkpoint is
+kept); SIGTERM and a first Ctrl-C stop every rank at the end of the same step, after saving
+``last.ckpt``, and exit 143 or 130; under DDP, :class:`~twostep_asteroid.watchdog.PeerWatchdog` ends the run
+soon after a process dies, and the process group's timeout is ``trainer.ddp_timeout_minutes``.
 """
 import argparse
 import json
 import logging
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, load_config, save_config
-from .data.audio_io import atomic_write_json, atomic_write_text
+from .data.audio_io import DiskFullError, atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
 from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
 from .separators import masker_from_conf
 from .systems import FrontEndSystem, SeparatorSystem, WaveformSystem
+from .watchdog import PeerWatchdog
 
 log = logging.getLogger("twostep_asteroid.train")
 DONE = "done"
 
 
+def resume_hint(exp_dir, stage):
+    """What to run to continue an interrupted step."""
+    number = {"step1": 1, "step2": 2}[stage]
+    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
+    return (f"Resume with the same command (under run.sh: ./run.sh --stage {number} with the same options): "
+            f"it continues from {last} if it exists, else starts {stage} again.")
+
+
 class AtomicModelCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that writes to a temporary file and renames it, so that a kill during a
-    save never leaves a truncated checkpoint where a resume would look for it."""
+    save never leaves a truncated checkpoint where a resume would look for it. A full disk raises
+    :class:`~twostep_asteroid.data.audio_io.DiskFullError` and keeps the previous checkpoint.
+
+    Args:
+        advice (str): Appended to the full-disk message (how to resume).
+    """
+
+    def __init__(self, *args, advice="", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.advice = advice
 
     def _save_checkpoint(self, trainer, filepath):
-        tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
         if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+            atomic_write(filepath, lambda tmp: trainer.save_checkpoint(tmp, self.save_weights_only),
+                         advice=f"The previous {Path(filepath).name} is unchanged. {self.advice}")
+        else:  # only global rank 0 writes; the others join Trainer.save_checkpoint's barrier
+            trainer.save_checkpoint(filepath, self.save_weights_only)
         trainer.strategy.barrier("atomic_checkpoint")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
@@ -105,11 +134,82 @@ class WallClock(pl.Callback):
         self._offset = float(state_dict.get("wall_s", 0.0))
 
 
-def atomic_torch_save(obj, path):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+class TrainingInterrupted(Exception):
+    """Training stopped by SIGTERM or Ctrl-C after saving ``last.ckpt``; the step is not done.
+
+    Attributes:
+        exit_status (int): 143 after SIGTERM, 130 after Ctrl-C (128 + the signal number).
+    """
+
+    def __init__(self, message, exit_status):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class StopOnSignal(pl.Callback):
+    """On SIGTERM (what a scheduler sends before it kills or preempts a job) or a first Ctrl-C:
+    finish the current training step, save ``last.ckpt``, then stop; the command run again resumes.
+
+    The handler only records the signal. At the end of each training batch the ranks agree, with
+    Lightning's ``strategy.reduce_boolean_decision``, whether any of them got one; if so all of
+    them save through ``checkpoint`` at that same step and set ``trainer.should_stop``. This
+    replaces Lightning's own SIGTERM handler for the duration of the fit: under DDP that one
+    broadcasts from inside the handler, once per signal received, and a SIGTERM sent to every
+    process at once (as SLURM does, or ``kill -TERM -<pgid>``) then left the two CPU processes
+    waiting for each other (docs/reliability.md). A second Ctrl-C stops at once (KeyboardInterrupt).
+
+    Args:
+        checkpoint (AtomicModelCheckpoint): The callback that writes ``last.ckpt``.
+        last_path (Path): ``checkpoints/last.ckpt``.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpoint, last_path):
+        self.checkpoint = checkpoint
+        self.last_path = Path(last_path)
+        self.received = None
+        self.saved_step = None
+        self._previous = {}
+
+    def on_train_start(self, trainer, pl_module):
+        # After Lightning's Trainer registered its handlers (Trainer._run), before the first step.
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.received is None:
+            self.received = signal.Signals(signum)
+            log.warning("%s received: saving %s at the end of this training step, then stopping%s.",
+                        self.received.name, self.last_path,
+                        " (Ctrl-C again stops at once, without saving)" if signum == signal.SIGINT else "")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        if self.received is None:
+            self.received = signal.SIGTERM  # another rank got it: stop with the same status
+        self.checkpoint._save_checkpoint(trainer, str(self.last_path))
+        self.saved_step = trainer.global_step
+        trainer.should_stop = True
+        if trainer.is_global_zero:
+            log.warning("%s: saved step %d to %s; stopping.", self.received.name, trainer.global_step, self.last_path)
+
+    def teardown(self, trainer, pl_module, stage):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def raise_if_stopped(self, stage, exp_dir):
+        """After ``trainer.fit``: raise :class:`TrainingInterrupted` if a signal stopped it."""
+        if self.received is None:
+            return
+        where = f"saved step {self.saved_step} to {self.last_path}" if self.saved_step is not None else "nothing saved"
+        raise TrainingInterrupted(f"{stage} stopped by {self.received.name} ({where}). {resume_hint(exp_dir, stage)}",
+                                  128 + int(self.received))
 
 
 def check_writable(exp_dir):
@@ -154,15 +254,28 @@ def _loaders(conf, data_dir, batch_size, sample_rate, world_size=1):
     return train_loader, val_loader
 
 
-def _trainer(conf, exp_dir, stage_conf, callbacks):
+def _strategy(trainer_conf):
+    """``trainer.strategy``, with the process group's timeout for DDP: how long a process waits
+    in a collective for the others (Lightning's default is 30 minutes)."""
+    if trainer_conf["strategy"] == "ddp":
+        from pytorch_lightning.strategies import DDPStrategy
+
+        return DDPStrategy(timeout=timedelta(minutes=trainer_conf["ddp_timeout_minutes"]))
+    return trainer_conf["strategy"]
+
+
+def _trainer(conf, exp_dir, stage_conf, callbacks, stage="step2"):
     trainer_conf = conf["trainer"]
     ckpt_dir = Path(exp_dir) / "checkpoints"
+    hint = resume_hint(exp_dir, stage)
     best_ckpt = AtomicModelCheckpoint(dirpath=ckpt_dir, filename="best-{step}", monitor="val_loss",
-                                      mode="min", save_top_k=1)
+                                      mode="min", save_top_k=1, advice=hint)
     # last.ckpt, for resuming after a crash, more often than validations happen.
     periodic = AtomicModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                                     every_n_train_steps=stage_conf.get("ckpt_every_n_steps", 250))
+                                     every_n_train_steps=stage_conf.get("ckpt_every_n_steps", 250), advice=hint)
     clock = WallClock(audio_per_step=0.0)  # set below, once the trainer knows its world size
+    stopper = StopOnSignal(periodic, ckpt_dir / "last.ckpt")
+    faults = [PeerWatchdog(resume_hint=hint), stopper]
     trainer = pl.Trainer(
         max_steps=stage_conf["max_steps"],
         max_time={"minutes": stage_conf["max_minutes"]} if stage_conf["max_minutes"] else None,
@@ -173,17 +286,18 @@ def _trainer(conf, exp_dir, stage_conf, callbacks):
         accelerator=trainer_conf["accelerator"],
         devices=trainer_conf["devices"],
         num_nodes=trainer_conf["num_nodes"],
-        strategy=trainer_conf["strategy"],
+        strategy=_strategy(trainer_conf),
         precision=trainer_conf["precision"],
         # One version folder per (re)start, so that a resumed run never overwrites earlier metrics.
         logger=CSVLogger(str(exp_dir), name="logs"),
-        callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step"), clock] + callbacks,
+        callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step"), clock] + faults + callbacks,
         default_root_dir=str(exp_dir),
         num_sanity_val_steps=0,
         log_every_n_steps=min(50, conf["_val_every"]),
         enable_model_summary=True,
     )
     clock.audio_per_step = stage_conf["batch_size"] * conf["data"]["segment"] * trainer.world_size
+    trainer.stopper = stopper
     return trainer, best_ckpt
 
 
@@ -327,7 +441,7 @@ def train_step1(conf, data_dir, exp_dir):
         return exp_dir / "best.pth"
     stage_conf = _setup(conf, exp_dir, "step1")
     data = conf["data"]
-    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [])
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [], stage="step1")
     train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"],
                                         trainer.world_size)
     front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
@@ -336,6 +450,7 @@ def train_step1(conf, data_dir, exp_dir):
                             config=system_config(conf))
     start, start_step = time.time(), _resume_step(exp_dir)
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    trainer.stopper.raise_if_stopped("step1", exp_dir)
     budget = budget_summary(trainer, stage_conf, start_step)
     front_end.load_state_dict(_best_state_dict(best_ckpt, system))
     oracle = None
@@ -421,7 +536,7 @@ def _fit_separator(conf, data_dir, exp_dir, stage, build_model, loss_func, syste
     callbacks = []
     if stage_conf["early_stop_patience"]:
         callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
-    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks)
+    trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks, stage=stage)
     train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], conf["data"]["sample_rate"],
                                         trainer.world_size)
     model = build_model()
@@ -433,6 +548,7 @@ def _fit_separator(conf, data_dir, exp_dir, stage, build_model, loss_func, syste
                         scheduler=_scheduler(conf, stage_conf, optimizer), config=system_config(conf))
     start, start_step = time.time(), _resume_step(exp_dir)
     trainer.fit(system, ckpt_path=_resume_path(exp_dir))
+    trainer.stopper.raise_if_stopped(stage, exp_dir)
     budget = budget_summary(trainer, stage_conf, start_step)
     model.load_state_dict(_best_state_dict(best_ckpt, system))
     counted = model.masker if hasattr(model, "masker") else model
@@ -559,16 +675,26 @@ def main(argv=None):
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conf = load_config(args.conf, args.overrides)
-    if args.step == "step1":
-        train_step1(conf, args.data_dir, args.exp_dir)
-    elif args.step == "step2":
-        train_step2(conf, args.data_dir, args.exp_dir, args.front_end)
-    elif args.step == "step3":
-        train_step3(conf, args.data_dir, args.exp_dir, args.init)
-    else:
-        if not args.model:
-            parser.error("asteroid needs --model (e.g. ConvTasNet, SuDORMRFNet)")
-        train_asteroid_model(conf, args.data_dir, args.exp_dir, args.model, json.loads(args.model_args))
+    try:
+        if args.step == "step1":
+            train_step1(conf, args.data_dir, args.exp_dir)
+        elif args.step == "step2":
+            train_step2(conf, args.data_dir, args.exp_dir, args.front_end)
+        elif args.step == "step3":
+            train_step3(conf, args.data_dir, args.exp_dir, args.init)
+        else:
+            if not args.model:
+                parser.error("asteroid needs --model (e.g. ConvTasNet, SuDORMRFNet)")
+            train_asteroid_model(conf, args.data_dir, args.exp_dir, args.model, json.loads(args.model_args))
+    except TrainingInterrupted as err:
+        log.warning("%s", err)
+        sys.exit(err.exit_status)
+    except SIGTERMException:  # Lightning's own stop (a SystemExit with status 0): the step did not finish
+        log.warning("Stopped by SIGTERM before the end of %s. %s", args.step, resume_hint(args.exp_dir, args.step))
+        sys.exit(128 + signal.SIGTERM)
+    except DiskFullError as err:
+        log.error("%s", err)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ import numpy as np
 from .audio_io import (
     AudioError,
     BuildState,
+    DiskFullError,
     MultichannelError,
     atomic_write_bytes,
     atomic_write_json,
@@ -1126,6 +1127,10 @@ def main(argv=None) -> int:
     except (CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except DiskFullError as e:
+        print(f"error: {e} The files already written are kept: the rerun resumes the build "
+              "(./run.sh --stage 0 --stop_stage 0).", file=sys.stderr)
+        return 1
     return 0
 
 

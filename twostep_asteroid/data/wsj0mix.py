@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence
 from .audio_io import (
     AudioError,
     BuildState,
+    DiskFullError,
     atomic_write_json,
     config_hash,
     n_frames,
@@ -319,6 +320,10 @@ def main(argv=None) -> int:
     except Wsj0MixError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except DiskFullError as e:
+        print(f"error: {e} The files already written are kept: the rerun resumes the build "
+              "(./run.sh --stage 0 --stop_stage 0).", file=sys.stderr)
+        return 1
     return 0
 
 

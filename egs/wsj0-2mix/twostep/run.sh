@@ -60,6 +60,9 @@ if [ -n "$precision" ]; then all_overrides+=" trainer.precision=$precision"; fi
 # Validated before anything is created: a bad key or type leaves no empty experiment folder behind.
 python -m twostep_asteroid.config freeze --conf "$conf" --out "$exp/conf.yml" $all_overrides
 mkdir -p "$exp/logs"
+# One run per experiment: refuse while another live run holds $exp/.lock; take over a stale one.
+python -m twostep_asteroid.explock acquire "$exp" --pid $$ --command "run.sh --tag $tag --stage $stage --stop_stage $stop_stage"
+trap 'python -m twostep_asteroid.explock release "$exp" --pid $$' EXIT
 cf="$exp/conf.yml"
 get() { python -m twostep_asteroid.config get "$1" --conf "$cf"; }
 

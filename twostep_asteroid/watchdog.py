@@ -1,0 +1,115 @@
+"""Stop a multi-process (DDP) run soon after one of its processes dies, saying which one.
+
+Without it, the survivors of a ``kill -9`` learn of the death only from the collective they are in
+(gloo: "Connection reset by peer", with no rank) or, when the dead process's sockets stay open (a
+hung or stopped process, a DataLoader worker still holding them, another machine), only when the
+process group's timeout expires (``trainer.ddp_timeout_minutes``). :class:`PeerWatchdog` is a
+Lightning callback: at ``setup`` every process learns the host and pid of every other one (one
+``all_gather_object``), then a daemon thread polls those on the same host. When one is gone it
+prints which rank died and how to resume, kills the local child ranks it launched, and exits
+with status :data:`EXIT_PEER_DIED`.
+
+With Lightning's DDP on one machine (no torchrun, no SLURM), global rank 0 is the process that was
+started (``python -m twostep_asteroid.train``, under ``run.sh``) and it launches ranks 1..N-1 as its
+child processes (same command line, ``LOCAL_RANK`` set). "The launcher" and "rank 0" are then the
+same process.
+"""
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytorch_lightning as pl
+
+from .explock import process_alive, process_start_time
+
+log = logging.getLogger("twostep_asteroid.watchdog")
+
+#: Exit status of a process stopped because another rank died.
+EXIT_PEER_DIED = 3
+
+
+class PeerWatchdog(pl.Callback):
+    """Ends every process of a DDP run within about ``poll_s`` of the death of one of them.
+
+    Args:
+        resume_hint (str): What the user should run to resume (printed with the rank that died).
+        poll_s (float): Seconds between two checks of the other processes.
+
+    Only processes on the same host are watched (pids mean nothing elsewhere); across machines the
+    process group's timeout bounds the wait. An exception on this process (a full disk, a bad
+    file, SIGTERM) disarms the watchdog first, so that a rank stopped on purpose by Lightning's
+    error handling is not reported as a death.
+    """
+
+    def __init__(self, resume_hint="", poll_s=0.5):
+        self.resume_hint = resume_hint
+        self.poll_s = poll_s
+        self.peers = []
+        self._armed = threading.Event()
+        self._thread = None
+
+    def setup(self, trainer, pl_module, stage):
+        import torch.distributed as dist
+
+        if trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+            return
+        me = {"rank": trainer.global_rank, "host": socket.gethostname(), "pid": os.getpid(),
+              "start": process_start_time(os.getpid())}
+        everyone = [None] * trainer.world_size
+        dist.all_gather_object(everyone, me)
+        self.peers = [p for p in everyone if p["host"] == me["host"] and p["rank"] != me["rank"]]
+        if not self.peers:
+            return
+        self._armed.set()
+        self._thread = threading.Thread(target=self._watch, args=(trainer,), name="twostep-peer-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    def disarm(self):
+        self._armed.clear()
+
+    def on_exception(self, trainer, pl_module, exception):
+        self.disarm()
+        dead = self.dead_peers()
+        if dead:  # the collective failed first (gloo: "Connection reset by peer"): say why, and stop
+            self._stop(trainer, dead)
+
+    def teardown(self, trainer, pl_module, stage):
+        self.disarm()
+
+    def dead_peers(self):
+        return [p for p in self.peers if not process_alive(p["pid"], p["start"])]
+
+    def message(self, trainer, dead):
+        who = ", ".join(f"rank {p['rank']} (pid {p['pid']})" for p in dead)
+        return (f"[rank {trainer.global_rank}] {who} died during training: stopping this process too "
+                f"(exit status {EXIT_PEER_DIED}) instead of waiting in a collective. {self.resume_hint}")
+
+    def _watch(self, trainer):
+        while self._armed.is_set():
+            dead = self.dead_peers()
+            if dead and self._armed.is_set():
+                self._stop(trainer, dead)
+            time.sleep(self.poll_s)
+
+    def _stop(self, trainer, dead):
+        """Report, end the local child ranks, and exit at once: the run cannot continue, and a
+        normal exit could wait in a collective (or in the teardown's barrier) for the dead rank."""
+        log.error(self.message(trainer, dead))
+        for handler in logging.getLogger().handlers + log.handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._kill_children(trainer)
+        os._exit(EXIT_PEER_DIED)
+
+    @staticmethod
+    def _kill_children(trainer):
+        """The local ranks that this process launched (Lightning's subprocess launcher)."""
+        for proc in getattr(trainer.strategy.launcher, "procs", None) or []:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
