@@ -295,3 +295,26 @@ def test_altered_cached_blob_of_the_right_length_is_refused(offline_hub, tmp_pat
     (snapshot / hub.WEIGHTS_NAME).resolve().write_bytes(bytes(data))
     with pytest.raises(hub.HubCacheCorruptError, match="sha256"):
         TwoStepTDCN.from_pretrained("org/flipped")
+
+
+def test_card_licence_follows_the_training_voices(tmp_path):
+    """The weights' licence comes from the training voices only: share-alike gives cc-by-sa-3.0,
+    GPL-2.0-only beside CC-BY-SA gives `other` (no single id covers both), and held-out test voices
+    do not count."""
+    from twostep_asteroid.hub import corpus_card_infos
+
+    def corpus(train, speakers):
+        d = tmp_path / "_".join(train)
+        d.mkdir()
+        (d / "corpus.json").write_text(json.dumps({"name": "prompts", "train_speakers": train,
+                                                   "speakers": {k: {"license": v} for k, v in speakers.items()}}))
+        return d
+
+    voices = {"allison": "CC-BY-SA-3.0", "carlo": "CC-BY-3.0", "fillets-m": "GPL-2.0-only", "july": "GPL-2.0-only"}
+    assert corpus_card_infos(corpus(["allison", "carlo"], voices))["license"] == "cc-by-sa-3.0"
+    assert corpus_card_infos(corpus(["carlo"], voices))["license"] == "cc-by-3.0"
+    infos = corpus_card_infos(corpus(["allison", "fillets-m"], voices))
+    assert infos["license"] == "other"
+    card = model_card(TwoStepTDCN(n_src=2, **SMALL), dataset_name="prompts", license=infos["license"])
+    assert "license: other" in card and "license_name: mixed-training-data-licences" in card
+    assert "GPL-2.0-only" in card

@@ -546,6 +546,43 @@ def _frontends_main(args):
     print(frontends_markdown(summary))
 
 
+UNSEEN_COLUMNS = ("si_sdr_imp", "oracle_latent_si_sdr_imp", "oracle_stft_irm_si_sdr_imp")
+
+
+def unseen_table(eval_dirs, out_dir=None):
+    """One row per evaluated run and test set (seen, and each unseen-speaker set nested in its
+    ``results.json``): model, learned-front-end oracle and STFT oracle SI-SDRi.
+
+    Args:
+        eval_dirs (list): ``exp/<tag>/eval`` folders; a run is named by its tag.
+        out_dir (str, optional): write ``unseen.csv`` and ``unseen.md`` here.
+
+    Returns:
+        str: The markdown table.
+    """
+    rows = []
+    for eval_dir in eval_dirs:
+        results = json.loads((Path(eval_dir) / "results.json").read_text())
+        sets = [("seen", results)] + [(k, v) for k, v in results.items() if isinstance(v, dict)]
+        for name, block in sets:
+            rows.append({"run": Path(eval_dir).parent.name, "test_set": name,
+                         "n_utterances": block.get("n_utterances"),
+                         **{k: block.get(k, float("nan")) for k in UNSEEN_COLUMNS}})
+    if not rows:
+        raise SystemExit("No results.json in the given folders: run stage 3 first.")
+    lines = ["| Run | Test speakers | Mixtures | SI-SDRi (dB) | Oracle: learned front end (dB) | Oracle: STFT IRM (dB) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['test_set']} | {r['n_utterances']} | "
+                     + " | ".join(f"{r[k]:.2f}" for k in UNSEEN_COLUMNS) + " |")
+    table = "\n".join(lines) + "\n"
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_csv(rows, Path(out_dir) / "unseen.csv")
+        atomic_write_text(Path(out_dir) / "unseen.md", table)
+    return table
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -564,10 +601,15 @@ def main(argv=None):
     runs = sub.add_parser("runs", help="table of finished step-2 runs (two-step / end-to-end, seeds)")
     runs.add_argument("run_dirs", nargs="+", help="step-2 experiment folders")
     runs.add_argument("--out_dir", help="write runs.csv, runs_summary.csv and runs.md here")
+    unseen = sub.add_parser("unseen", help="seen and unseen-speaker SI-SDRi of evaluated runs")
+    unseen.add_argument("eval_dirs", nargs="+", help="exp/<tag>/eval folders")
+    unseen.add_argument("--out_dir", help="write unseen.csv and unseen.md here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "frontends":
         _frontends_main(args)
+    elif args.command == "unseen":
+        print(unseen_table(args.eval_dirs, args.out_dir))
     else:
         print(runs_table(args.run_dirs, args.out_dir))
     return 0

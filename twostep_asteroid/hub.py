@@ -406,6 +406,8 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         "pipeline_tag": "audio-to-audio",
         "license": license,
     }
+    if license == "other":
+        meta["license_name"] = "mixed-training-data-licences"
     if datasets:
         meta["datasets"] = datasets
     if results:
@@ -467,8 +469,14 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         lines += ["## Training", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in {**infos, **versions}.items()]
         lines.append("")
-    lines += ["## License", "", f"The weights are released under `{license}`."
-              + (" Check the licence of the training data as well." if datasets else ""), ""]
+    if license == "other":
+        lines += ["## License", "", "The training recordings carry licences that no single licence id "
+                  "covers (GPL-2.0-only beside Creative Commons share-alike ones; each speaker's is listed "
+                  "under data_licenses above and in the corpus's LICENSES.md). Check them before "
+                  "redistributing these weights.", ""]
+    else:
+        lines += ["## License", "", f"The weights are released under `{license}`."
+                  + (" Check the licence of the training data as well." if datasets else ""), ""]
     lines += ["## Citation", "", "```bibtex", _CITATION, "```", ""]
     return "\n".join(lines)
 
@@ -575,9 +583,18 @@ def corpus_card_infos(data_dir):
     if corpus_json is None or not corpus_json.is_file():
         return {"dataset_name": "wsj0-2mix", "license": "cc-by-sa-4.0", "data_licenses": None}
     corpus = json.loads(corpus_json.read_text())
-    licenses = sorted({str(s.get("license")) for s in corpus.get("speakers", {}).values() if s.get("license")})
-    # A model trained on share-alike data is distributed under the share-alike licence.
-    license = "cc-by-sa-3.0" if any("SA" in lic.upper() for lic in licenses) else "cc-by-3.0"
+    speakers = corpus.get("speakers", {})
+    # The weights are trained on the training voices only (held-out test voices do not count).
+    trained_on = corpus.get("train_speakers") or list(speakers)
+    licenses = sorted({str(speakers[n].get("license")) for n in trained_on if n in speakers and speakers[n].get("license")})
+    if any("GPL" in lic.upper() for lic in licenses):
+        # GPL-2.0-only recordings beside CC-BY-SA ones: no single licence id fits; the card says so.
+        license = "other"
+    elif any("SA" in lic.upper() for lic in licenses):
+        # A model trained on share-alike data is distributed under the share-alike licence.
+        license = "cc-by-sa-3.0"
+    else:
+        license = "cc-by-3.0"
     return {"dataset_name": corpus.get("name", Path(data_dir).name), "license": license,
             "data_licenses": {name: s.get("license") for name, s in corpus.get("speakers", {}).items()}}
 

@@ -123,6 +123,7 @@ class Workspace:
         for base in (self.cwd, self.cwd / "egs" / "wsj0-2mix" / "twostep"):
             (base / "exp").symlink_to(self.exp)
             (base / "data").symlink_to(self.data)
+        (self.cwd / "egs" / "wsj0-2mix" / "twostep" / "conf").symlink_to(RECIPE / "conf")
         mixture = np.stack([_tone(140, 2.0), _tone(230, 2.0, seed=3)]).sum(0)
         for name in ("mix.wav", "mixture.wav"):
             sf.write(self.cwd / name, mixture, 8000)
@@ -235,14 +236,52 @@ def _run_python_module_line(ws, command, tmp_path):
         ws.run(command, cwd=cwd)
         assert (exp / "compare_two_step_e2e" / "runs.md").is_file()
         return
+    if module == "twostep_asteroid.train":
+        return _run_train_line(ws, command)
     cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
     ws.run(command, cwd=cwd)
     if module == "twostep_asteroid.export":
         assert (cwd / "model.onnx").stat().st_size > 0 and (cwd / "model.pt").stat().st_size > 0
     elif module == "twostep_asteroid.hub":
-        assert "license: cc-by-sa-3.0" in (ws.exp / TAG / "hub" / "README.md").read_text()
+        assert "license: other" in (ws.exp / TAG / "hub" / "README.md").read_text()  # GPL + CC-BY-SA voices
     else:
         raise AssertionError(f"README runs `python -m {module}`: add its case to this test")
+
+
+TRAIN_TINY = TINY.split() + ["step3.batch_size=2", "step3.max_steps=4", "step3.val_every_n_steps=2",
+                              "step3.limit_val_batches=2", "step3.ckpt_every_n_steps=2"]
+
+
+def _run_train_line(ws, command):
+    """``python -m twostep_asteroid.train ...`` from the recipe folder, tiny overrides last (they win)."""
+    cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    ws.run(command, cwd=cwd, extra=TRAIN_TINY)
+    exp_dir = shlex.split(command)[shlex.split(command).index("--exp_dir") + 1]
+    summary = json.loads((cwd / exp_dir / "summary.json").read_text())
+    assert summary["global_step"] == 4 and summary["full_budget"] is True
+
+
+def _run_unseen_line(ws, command, tmp_path):
+    command, extra = _with_tiny_overrides(command)
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    data.mkdir()
+    (data / "prompts").symlink_to(ws.data / "prompts")
+    ws.run(command, cwd=RECIPE, extra=[*extra, "--seeds", "0", *ws.recipe_args(data, exp)])
+    table = (exp / "compare_unseen" / "unseen.md").read_text()
+    for arm in shlex.split(command)[shlex.split(command).index("--arms") + 1].split():
+        assert f"| {arm}_s0 | unseen |" in table, table
+
+
+def _run_bench_line(ws, command, tmp_path):
+    """``python bench/quality_per_minute.py`` in a user's folder, at its --tiny size and a short budget."""
+    (ws.cwd / "bench").mkdir(exist_ok=True)
+    script = ws.cwd / "bench" / "quality_per_minute.py"
+    if not script.exists():
+        script.symlink_to(ROOT / "bench" / "quality_per_minute.py")
+    ws.run(command, cwd=ws.cwd, extra=["--tiny", "--budget_minutes", "0.5", "--seeds", "0",
+                                       "--systems", "twostep,e2e", "--test_utterances", "2"])
+    out = shlex.split(command)[shlex.split(command).index("--out_dir") + 1]
+    assert (ws.cwd / out / "results.md").is_file() and (ws.cwd / out / "curves.csv").is_file()
 
 
 def _run_separate_line(ws, command, tmp_path):
@@ -254,9 +293,15 @@ def _run_separate_line(ws, command, tmp_path):
         assert (out / f"{name}_s1.wav").is_file() and (out / f"{name}_s2.wav").is_file(), sorted(out.iterdir())
 
 
+def _run_python_line(ws, command, tmp_path):
+    if command.startswith("python bench/quality_per_minute.py"):
+        return _run_bench_line(ws, command, tmp_path)
+    return _run_python_module_line(ws, command, tmp_path)
+
+
 HANDLERS = {"./run.sh": _run_recipe_line, "local/compare_frontends.sh": _run_compare_line,
-            "local/compare_two_step_e2e.sh": _run_compare_line, "python": _run_python_module_line,
-            "twostep-separate": _run_separate_line}
+            "local/compare_two_step_e2e.sh": _run_compare_line, "local/compare_unseen.sh": _run_unseen_line,
+            "python": _run_python_line, "twostep-separate": _run_separate_line}
 # Lines not run here, and why: each is run by CI itself or is a directory change.
 NOT_RUN = {"make test": "CI runs it (.ci/run), and this test runs inside it",
            "cd egs/wsj0-2mix/twostep": "a directory change: the next command runs in the recipe folder"}

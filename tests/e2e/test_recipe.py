@@ -64,10 +64,12 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
     assert all(s in info["text"] for s in ("Best SI-SDRi", "Median SI-SDRi", "Worst SI-SDRi", "Training curves"))
     hub = exp / "hub"
     assert (hub / "model.safetensors").is_file() and (hub / "config.json").is_file()
-    # The embedded voices include CC-BY-SA-3.0 recordings: share-alike carries over to the model.
+    # The training voices include GPL-2.0-only (Fish Fillets) and CC-BY-SA-3.0 recordings: no single
+    # licence id covers both, so the card says `other` and points at the per-speaker licences.
     card = (hub / "README.md").read_text()
     front_matter = card.split("---")[1]
-    assert "license: cc-by-sa-3.0" in front_matter.splitlines()
+    assert "license: other" in front_matter.splitlines()
+    assert "GPL-2.0-only" in card and "CC-BY-SA-3.0" in card
     assert json.loads((hub / "config.json").read_text())
 
     stamps = {p: p.stat().st_mtime_ns for p in [exp / "step1" / "best.pth", exp / "step2" / "best.pth",

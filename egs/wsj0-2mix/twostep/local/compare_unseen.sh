@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Unseen-speaker generalisation: pseudo-speakers (speed perturbation) off / on on the full voice pool,
+# and the 5 voices of before against the full pool, each run as the whole recipe (stages 0-3) with the
+# same step budget, per seed; then one table of seen and unseen-speaker SI-SDRi with both oracles.
+#
+#   local/compare_unseen.sh --seeds "0 1"
+#   local/compare_unseen.sh --seeds 0 --arms "aug_off aug_on"
+#
+# Tags: <arm>_s<seed> under exp_root (aug_off = the full pool without augmentation); pool5 builds its
+# corpus under ${data_root}_5voices. Outputs: exp_root/compare_unseen/unseen.{md,csv}. Every run is
+# an ordinary ./run.sh, so finished stages are skipped on a rerun. Logic: run.sh, twostep_asteroid.compare.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seeds="0 1"
+arms="aug_off aug_on pool5"
+conf=conf/default.yml
+data_root=data
+exp_root=exp
+deb_cache="${TWOSTEP_DEB_CACHE:-$HOME/.cache/twostep-asteroid/debs}"
+five_voices="[allison,june,carlo,ivrvoiceru,paola]"
+overrides=""                   # more "section.key=value" overrides for every run
+_recipe_options="seeds arms conf data_root exp_root deb_cache five_voices overrides"
+
+. utils/parse_options.sh
+. ./path.sh
+
+evals=()
+for seed in $seeds; do
+  for arm in $arms; do
+    root=$data_root
+    case "$arm" in
+      aug_off) extra="data.speed_perturb=0.0" ;;
+      aug_on) extra="data.speed_perturb=1.0" ;;
+      pool5) extra="data.speed_perturb=0.0 data.train_speakers=$five_voices"; root=${data_root}_5voices ;;
+      *) echo "$0: unknown arm $arm (aug_off, aug_on, pool5)" >&2; exit 1 ;;
+    esac
+    ./run.sh --conf "$conf" --stop_stage 3 --tag "${arm}_s${seed}" --data_root "$root" --exp_root "$exp_root" \
+      --deb_cache "$deb_cache" --overrides "$overrides trainer.seed=$seed $extra"
+    evals+=("$exp_root/${arm}_s${seed}/eval")
+  done
+done
+python -m twostep_asteroid.compare unseen "${evals[@]}" --out_dir "$exp_root/compare_unseen"
