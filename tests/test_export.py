@@ -143,7 +143,7 @@ def test_streaming_onnx_parity_over_a_stream_with_state_io(causal_model, tmp_pat
     assert [o.name for o in proto.graph.output] == STREAM_OUTPUTS
     meta = {p.key: p.value for p in proto.metadata_props}
     assert (meta["kernel_size"], meta["stride"], meta["latency_samples"]) == ("21", "10", "21")
-    assert meta["masker_state_shape"] == f"[batch, 24, {causal_model.masker.state_frames}]"
+    assert meta["masker_state_shape"] == f"[batch, {causal_model.masker.state_frames}, 24]"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wav = np.random.default_rng(1).standard_normal(4003).astype(np.float32)
     out = _run_stream(lambda *a: session.run(None, dict(zip(STREAM_INPUTS, a))), causal_model, wav, [1, 5, 16])

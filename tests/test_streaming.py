@@ -153,7 +153,7 @@ def test_channel_layer_norm_is_asteroids_cln():
 def test_masker_step_state_is_the_depthwise_history():
     masker = TDCN(16, 2, n_blocks=3, n_repeats=2, bn_chan=8, hid_chan=12, norm_type="cLN", causal=True)
     assert masker.state_frames == 2 * 2 * (1 + 2 + 4)
-    assert masker.initial_state(3).shape == (3, 12, masker.state_frames)
+    assert masker.initial_state(3).shape == (3, masker.state_frames, 12)
 
 
 def test_from_pretrained_and_hub_folder_give_a_model_that_streams(tmp_path, wav):

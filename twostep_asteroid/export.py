@@ -231,7 +231,7 @@ def streaming_metadata(step):
         "stride": str(step.stride),
         "n_src": str(step.n_src),
         "enc_state_shape": f"[batch, {step.context}]",
-        "masker_state_shape": f"[batch, {masker.hid_chan}, {masker.state_frames}]",
+        "masker_state_shape": f"[batch, {masker.state_frames}, {masker.hid_chan}]",
         "dec_state_shape": f"[batch, {step.n_src}, {step.context}]",
         "latency_samples": str(step.model.latency_samples),
         "protocol": ("chunk: K*stride new samples; start with enc_state = the first kernel_size - stride "

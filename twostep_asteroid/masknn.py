@@ -103,10 +103,15 @@ def make_norm(norm_type, channels):
     return norms.get(norm_type)(channels)
 
 
-def pointwise(conv, x):
-    """A 1x1 ``nn.Conv1d`` as a matrix product: the same function, without ``conv1d``'s fixed cost
-    (over 100 us a call on the few frames of a streaming step, where the product takes a few us)."""
-    return torch.matmul(conv.weight.squeeze(-1), x) + conv.bias.unsqueeze(-1)
+def _linear(conv, x):
+    """A 1x1 ``nn.Conv1d`` on time-major ``[batch, frames, in]`` frames: ``F.linear``, one call
+    (``conv1d`` has a fixed cost of over 100 us a call on the few frames of a streaming step)."""
+    return F.linear(x, conv.weight.squeeze(-1), conv.bias)
+
+
+def _layer_norm_last(norm, x):
+    """A :class:`ChannelLayerNorm` on time-major frames (channels last)."""
+    return F.layer_norm(x, (norm.channel_size,), norm.gamma, norm.beta, norm.eps)
 
 
 #: Norms a causal TDCN accepts. Asteroid's names: ``cLN`` is :class:`~asteroid.masknn.norms.ChanLN`,
@@ -188,28 +193,32 @@ class DilatedDepthwiseConv1d(nn.Module):
         return out
 
     def step(self, x, history):
-        """Causal convolution of a chunk of frames, given the frames before it.
+        """Causal convolution of a chunk of frames, given the frames before it, time-major.
+
+        A stream's frames are few per call, so the step works on ``[batch, frames, channels]``
+        (channels last): the 1x1 convolutions become ``F.linear`` and the norms ``F.layer_norm``
+        without transposes. The P taps are shifted, channel-scaled slices (``addcmul``), cheaper than
+        a grouped ``conv1d`` call on a few frames.
 
         Args:
-            x (torch.Tensor): New input frames ``[batch, channels, K]`` (K >= 1).
-            history (torch.Tensor): The ``self.history`` input frames before ``x`` (zeros at the
-                start of a stream: the left padding of :meth:`forward`).
+            x (torch.Tensor): New input frames ``[batch, K, channels]`` (K >= 1).
+            history (torch.Tensor): The ``self.history`` input frames before ``x``,
+                ``[batch, history, channels]`` (zeros at the start of a stream: the left padding
+                of :meth:`forward`).
 
         Returns:
-            tuple: ``(output [batch, channels, K], history for the next chunk)``.
+            tuple: ``(output [batch, K, channels], history for the next chunk)``.
         """
         if not self.causal:
             raise RuntimeError("step() needs a causal convolution (causal=True)")
-        padded = torch.cat([history, x], dim=-1)
-        # The P taps as shifted, channel-scaled slices: a few elementwise ops, cheaper than a grouped
-        # conv1d call on a few frames. Tap k reads padded[k * d : k * d + K], i.e. up to
-        # (P - 1 - k) * d frames before the end: constant slice bounds, so that a traced or
-        # exported step takes any K.
-        weight = self.weight.squeeze(1)  # [channels, P]
-        out = self.bias.unsqueeze(-1) + weight[:, -1:] * x
+        padded = torch.cat([history, x], dim=1)
+        weight = self.weight.squeeze(1).t()  # [P, channels]
+        out = torch.addcmul(self.bias, weight[-1], x)
+        # Tap k reads padded[k * d : k * d + K], which ends (P - 1 - k) * d frames before the end:
+        # constant slice bounds, so that a traced or exported step takes any K.
         for k in range(self.kernel_size - 1):
-            out = out + weight[:, k : k + 1] * padded[..., k * self.dilation : k * self.dilation - self.history]
-        return out, (padded[..., -self.history :] if self.history else padded[..., :0])
+            out = torch.addcmul(out, weight[k], padded[:, k * self.dilation : k * self.dilation - self.history])
+        return out, (padded[:, -self.history :] if self.history else padded[:, :0])
 
 
 class TDCNBlock(nn.Module):
@@ -248,16 +257,17 @@ class TDCNBlock(nn.Module):
         return x + self.out_conv(y), self.skip_conv(y)
 
     def step(self, x, history):
-        """:meth:`forward` on a chunk of frames of a stream (causal block with a per-frame norm).
+        """:meth:`forward` on a chunk of frames of a stream, time-major ``[batch, K, B]`` (causal
+        block with the per-frame :class:`ChannelLayerNorm`; see :meth:`DilatedDepthwiseConv1d.step`).
 
         Returns:
             tuple: ``(residual output, skip output or None, depthwise history for the next chunk)``.
         """
-        y = self.in_norm(self.in_act(pointwise(self.in_conv, x)))
+        y = _layer_norm_last(self.in_norm, self.in_act(_linear(self.in_conv, x)))
         y, history = self.depthwise.step(y, history)
-        y = self.dw_norm(self.dw_act(y))
-        skip = None if self.skip_conv is None else pointwise(self.skip_conv, y)
-        return x + pointwise(self.out_conv, y), skip, history
+        y = _layer_norm_last(self.dw_norm, self.dw_act(y))
+        skip = None if self.skip_conv is None else _linear(self.skip_conv, y)
+        return x + _linear(self.out_conv, y), skip, history
 
 
 class ToeplitzMaskHead(nn.Module):
@@ -295,6 +305,11 @@ class ToeplitzMaskHead(nn.Module):
         """Return the ``[n_src, N, N]`` Toeplitz matrices the head applies."""
         padded = F.pad(self.weight, (0, 1))
         return padded[:, self._index]
+
+    def time_major(self, x):
+        """``[batch, frames, N] -> [batch, frames, n_src * N]`` (pre-activation), for streaming."""
+        mats = self.matrix().reshape(self.n_src * self.n_feats, self.n_feats)
+        return F.linear(x, mats, self.bias.repeat_interleave(self.n_feats))
 
     def forward(self, x):
         """``[batch, N, frames] -> [batch, n_src, N, frames]`` (pre-activation)."""
@@ -419,16 +434,24 @@ class TDCN(nn.Module):
             x = skip_sum
         return self._masks(x)
 
-    def _masks(self, x, stream=False):
-        """Head and mask activation (per frame): ``[batch, B or skip, frames]`` -> masks. ``stream``:
-        1x1 convolutions as matrix products (see :func:`pointwise`)."""
-        scores = self.output_act(x)
-        if not stream:
-            scores = self.head(scores)
-        else:
-            for layer in self.head if isinstance(self.head, nn.Sequential) else [self.head]:
-                scores = pointwise(layer, scores) if isinstance(layer, nn.Conv1d) else layer(scores)
+    def _masks(self, x):
+        """Head and mask activation (per frame): ``[batch, B or skip, frames]`` -> masks."""
+        scores = self.head(self.output_act(x))
         scores = scores.reshape(x.shape[0], self.n_src, self.out_chan, x.shape[-1])
+        if self.mask_act == "softmax":
+            return torch.softmax(scores, dim=1)
+        from asteroid.masknn import activations
+
+        return activations.get(self.mask_act)()(scores)
+
+    def _masks_time_major(self, x):
+        """:meth:`_masks` on ``[batch, K, B or skip]`` frames -> masks ``[batch, n_src, out_chan, K]``."""
+        scores = self.output_act(x)
+        if isinstance(self.head, nn.Sequential):
+            scores = self.head[1].time_major(_linear(self.head[0], scores))
+        else:
+            scores = _linear(self.head, scores)
+        scores = scores.reshape(x.shape[0], x.shape[1], self.n_src, self.out_chan).permute(0, 2, 3, 1)
         if self.mask_act == "softmax":
             return torch.softmax(scores, dim=1)
         from asteroid.masknn import activations
@@ -442,19 +465,20 @@ class TDCN(nn.Module):
         return sum(block.depthwise.history for block in self.blocks)
 
     def initial_state(self, batch=1, device=None, dtype=torch.float32):
-        """Zero stream state ``[batch, hid_chan, state_frames]``: the causal model's left padding."""
-        return torch.zeros(batch, self.hid_chan, self.state_frames, device=device, dtype=dtype)
+        """Zero stream state ``[batch, state_frames, hid_chan]``: the causal model's left padding."""
+        return torch.zeros(batch, self.state_frames, self.hid_chan, device=device, dtype=dtype)
 
     def step(self, mixture_w, state):
         """Masks of the next chunk of frames of a stream, equal to :meth:`forward` on the whole stream.
 
         Only the depthwise convolutions look back in time (every other layer, ``cLN`` included,
         works frame by frame), so the state is the last input frames of each depthwise
-        convolution, concatenated along time in block order.
+        convolution, concatenated along time in block order. Inside, the frames are time-major
+        (see :meth:`DilatedDepthwiseConv1d.step`).
 
         Args:
             mixture_w (torch.Tensor): Encoded mixture of the new frames ``[batch, in_chan, K]``.
-            state (torch.Tensor): ``[batch, hid_chan, state_frames]``, from :meth:`initial_state`
+            state (torch.Tensor): ``[batch, state_frames, hid_chan]``, from :meth:`initial_state`
                 or the previous call.
 
         Returns:
@@ -463,19 +487,19 @@ class TDCN(nn.Module):
         if not self.causal or self.norm_type not in ("cLN", "ChanLN"):
             raise RuntimeError(f"step() streams a causal TDCN with norm_type 'cLN' (causal={self.causal}, "
                                f"norm_type={self.norm_type!r})")
-        x = pointwise(self.bottleneck, self.input_norm(mixture_w))
+        x = _linear(self.bottleneck, _layer_norm_last(self.input_norm, mixture_w.transpose(1, 2)))
         skip_sum = 0.0
         states, start = [], 0
         for block in self.blocks:
             stop = start + block.depthwise.history
-            x, skip, history = block.step(x, state[..., start:stop])
+            x, skip, history = block.step(x, state[:, start:stop])
             states.append(history)
             start = stop
             if skip is not None:
                 skip_sum = skip_sum + skip
         if self.skip_chan:
             x = skip_sum
-        return self._masks(x, stream=True), torch.cat(states, dim=-1)
+        return self._masks_time_major(x), torch.cat(states, dim=1)
 
     def get_config(self):
         return {
