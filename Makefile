@@ -16,7 +16,7 @@ PROMPT_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-
 	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
 	asterisk-prompt-fr-armelle asterisk-prompt-es-co fillets-ng-data-cs codec2-examples
 
-.PHONY: env test test-all clean-env debs browser
+.PHONY: env test test-all clean-env debs browser sox
 
 env: $(STAMP)
 
@@ -48,3 +48,8 @@ browser:
 
 clean-env:
 	rm -rf $(VENV)
+
+# sox, for the README's streaming pipeline (tests/e2e/test_readme_commands.py runs it).
+sox:
+	command -v sox >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sox; }

@@ -95,3 +95,19 @@ def test_ab_step_time_runs_both_models(capsys):
     ab_step_time.main(["--variant", "torch_prelu", "--size", "tiny", "--repeats", "1", "--warmup", "0"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["tiny 4x1s ours", "tiny 4x1s torch_prelu"]
+
+
+def test_streaming_bench_figures_at_tiny_size(tmp_path):
+    from bench import streaming_bench
+    from twostep_asteroid import TwoStepTDCN
+
+    from tests.synthetic import SMALL
+
+    torch.manual_seed(0)
+    model = TwoStepTDCN(n_src=2, **SMALL, norm_type="cLN", causal=True).eval()
+    lat = streaming_bench.latency(model, [80, 160])
+    assert lat["algorithmic_samples"] == 16 and lat["algorithmic_ms"] == 2.0
+    assert lat["with_block"]["20 ms"] == {"samples": 16 - 1 + 160, "ms": 1e3 * 175 / 8000}
+    result = streaming_bench.time_blocks(model, 10.0, 0.2)
+    assert result["block_samples"] == 80 and result["blocks"] == 20
+    assert result["rtf"] > 0 and result["cpu_rtf"] > 0 and result["max_ms"] >= result["median_ms"]

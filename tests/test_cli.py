@@ -134,3 +134,56 @@ def test_bad_arguments_exit_2(tmp_path, model_dir):
         with pytest.raises(SystemExit) as info:
             run([str(tmp_path / "a.wav"), "--model", model_dir, *extra])
         assert info.value.code == 2
+
+
+# --- --stream ---------------------------------------------------------------------------------
+@pytest.fixture
+def causal_dir(tmp_path):
+    torch.manual_seed(0)
+    model = TwoStepTDCN(n_src=2, **SMALL, norm_type="cLN", causal=True).eval()
+    return model, str(save_pretrained(model, tmp_path / "causal"))
+
+
+def _stream_cli(args, stdin, tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "twostep_asteroid.cli", "--stream", *args], input=stdin,
+                          capture_output=True, timeout=120, env=env, cwd=tmp_path)
+
+
+def test_stream_stdin_to_interleaved_stdout_equals_the_offline_model(tmp_path, causal_dir):
+    model, folder = causal_dir
+    pcm = (3000 * np.random.default_rng(0).standard_normal(8000 + 77)).clip(-32768, 32767).astype("<i2")
+    proc = _stream_cli(["--model", folder, "--block_ms", "13", "--report_seconds", "0.5"], pcm.tobytes(), tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = np.frombuffer(proc.stdout, dtype="<i2").reshape(-1, 2).T  # interleaved s1, s2
+    with torch.no_grad():
+        ref = model(torch.from_numpy(pcm.astype(np.float32) / 32768)[None])[0].numpy()
+    ref = np.clip(np.round(ref * 32768), -32768, 32767)
+    assert out.shape == ref.shape == (2, len(pcm))
+    assert np.abs(out - ref).max() <= 1  # one LSB: float32 rounding at the quantisation step
+    err = proc.stderr.decode()
+    assert "latency 16 samples (2 ms)" in err and "compute per block" in err and "RTF" in err
+
+
+def test_stream_to_per_source_float_files(tmp_path, causal_dir):
+    model, folder = causal_dir
+    wav = (0.2 * np.random.default_rng(1).standard_normal(3001)).astype("<f4")
+    proc = _stream_cli(["--model", folder, "--in_format", "f32le", "--out_format", "f32le",
+                        "--stream_out", str(tmp_path / "sep_s{src}.raw"), "-q"], wav.tobytes(), tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b""
+    with torch.no_grad():
+        ref = model(torch.from_numpy(wav.copy())[None])[0].numpy()
+    for i in range(2):
+        out = np.fromfile(tmp_path / f"sep_s{i + 1}.raw", dtype="<f4")
+        np.testing.assert_allclose(out, ref[i], rtol=0, atol=1e-5)
+
+
+def test_stream_refuses_non_causal_models_files_and_other_rates(model_dir, causal_dir, capsys):
+    assert separate_main(["--stream", "--model", model_dir]) == 2
+    assert "not a causal" in capsys.readouterr().err
+    assert separate_main(["--stream", "--model", causal_dir[1], "--rate", "16000"]) == 2
+    assert "resample" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        separate_main(["--stream", "a.wav", "--model", causal_dir[1]])
+    assert info.value.code == 2

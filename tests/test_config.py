@@ -9,7 +9,7 @@ from twostep_asteroid.config import DEFAULTS, load_config
 CONF_DIR = Path(__file__).resolve().parents[1] / "egs" / "wsj0-2mix" / "twostep" / "conf"
 
 
-@pytest.mark.parametrize("name", ["default.yml", "paper.yml"])
+@pytest.mark.parametrize("name", ["default.yml", "paper.yml", "causal.yml"])
 def test_recipe_confs_are_valid_and_complete(name):
     raw = yaml.safe_load((CONF_DIR / name).read_text())
     load_config(CONF_DIR / name)
@@ -47,3 +47,15 @@ def test_pseudo_speaker_and_voice_pool_keys(capsys):
     assert main(["get", "data.train_speakers", "data.train_speakers=[allison, june]"]) == 0
     assert main(["get", "data.train_speakers"]) == 0
     assert capsys.readouterr().out == "allison,june\n\n"  # comma-separated for run.sh; null: empty
+
+
+def test_causal_conf_is_causal_and_inconsistent_causal_settings_fail():
+    from twostep_asteroid.config import ConfigError
+
+    conf = load_config(CONF_DIR / "causal.yml")
+    masker = conf["masker"]
+    assert masker["causal"] and masker["norm_type"] == "cLN" and not masker["feature_norm"]
+    with pytest.raises(ConfigError, match="norm_type"):
+        load_config(CONF_DIR / "causal.yml", ["masker.norm_type=gLN"])
+    with pytest.raises(ConfigError, match="feature_norm"):
+        load_config(CONF_DIR / "causal.yml", ["masker.feature_norm=true"])

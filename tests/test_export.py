@@ -84,3 +84,75 @@ def test_export_refuses_a_graph_that_does_not_match(tmp_path, monkeypatch):
     assert not (tmp_path / "bad.pt").exists()
     with pytest.raises(ValueError, match="opset"):
         export_onnx(LengthBaked(), tmp_path / "bad.onnx", opset=13)
+
+
+# --- streaming step of a causal model ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def causal_model():
+    torch.manual_seed(3)
+    model = TwoStepTDCN(n_src=2, **dict(SMALL, kernel_size=21, stride=10), norm_type="cLN", causal=True,
+                        skip_chan=8).eval()
+    with torch.no_grad():
+        for p in model.masker.head.parameters():
+            p.mul_(10)
+    return model
+
+
+def _run_stream(step_fn, model, wav, frames_per_call):
+    """Drive an exported step (numpy in, numpy out) over ``wav`` as StreamingTwoStep would."""
+    from twostep_asteroid.streaming import StreamingStep
+
+    eager = StreamingStep(model)
+    ctx, hop = eager.context, eager.stride
+    enc, masker, dec = (t.numpy() for t in eager.initial_state(1, first_samples=torch.from_numpy(wav[None, :ctx])))
+    outs, pos, i = [], ctx, 0
+    while pos + hop <= len(wav):
+        k = min(frames_per_call[i % len(frames_per_call)], (len(wav) - pos) // hop)
+        out, enc, masker, dec = step_fn(wav[None, pos : pos + k * hop], enc, masker, dec)
+        outs.append(np.asarray(out)[0])
+        pos, i = pos + k * hop, i + 1
+    tail = np.zeros((model.n_src, len(wav) - sum(o.shape[1] for o in outs)), dtype=np.float32)
+    tail[:, : min(ctx, tail.shape[1])] = np.asarray(dec)[0, :, : tail.shape[1]]
+    return np.concatenate(outs + [tail], axis=1)
+
+
+def test_streaming_torchscript_parity_over_a_stream(causal_model, tmp_path):
+    from twostep_asteroid.export import export_streaming_torchscript
+
+    scripted = torch.jit.load(str(export_streaming_torchscript(causal_model, tmp_path / "step.pt")))
+    wav = np.random.default_rng(0).standard_normal(4003).astype(np.float32)
+
+    def step(*arrays):
+        with torch.no_grad():
+            return [t.numpy() for t in scripted(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])]
+
+    _close(_run_stream(step, causal_model, wav, [1, 3, 16, 2]), reference(causal_model, torch.from_numpy(wav[None]))[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["step.pt"]
+
+
+def test_streaming_onnx_parity_over_a_stream_with_state_io(causal_model, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from twostep_asteroid.export import STREAM_INPUTS, STREAM_OUTPUTS, export_streaming_onnx
+
+    path = export_streaming_onnx(causal_model, tmp_path / "step.onnx")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert [i.name for i in proto.graph.input] == STREAM_INPUTS
+    assert [o.name for o in proto.graph.output] == STREAM_OUTPUTS
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert (meta["kernel_size"], meta["stride"], meta["latency_samples"]) == ("21", "10", "21")
+    assert meta["masker_state_shape"] == f"[batch, {causal_model.masker.state_frames}, 24]"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wav = np.random.default_rng(1).standard_normal(4003).astype(np.float32)
+    out = _run_stream(lambda *a: session.run(None, dict(zip(STREAM_INPUTS, a))), causal_model, wav, [1, 5, 16])
+    _close(out, reference(causal_model, torch.from_numpy(wav[None]))[0])
+
+
+def test_streaming_export_refuses_a_non_causal_model(model, tmp_path):
+    from twostep_asteroid.export import export_streaming_onnx
+
+    with pytest.raises(ValueError, match="not a causal"):
+        export_streaming_onnx(model, tmp_path / "step.onnx")
+    assert not list(tmp_path.iterdir())

@@ -4,11 +4,18 @@ Usage::
 
     twostep-separate mix.wav recordings/ "more/*.flac" --model org/name --out_dir separated/
 
+    sox mix.wav -t raw -r 8000 -e signed -b 16 -c 1 - | \
+        twostep-separate --stream --model causal/ | sox -t raw -r 8000 -e signed -b 16 -c 2 - out.wav
+
 Writes ``<out_dir>/<name>_s1.wav``, ``<name>_s2.wav``... (32-bit float WAV at the input's rate, as
-long as the input); with ``--report``, also ``report.html`` (players and spectrograms). Long files
-are separated in overlapping chunks with bounded memory, inputs at another rate are resampled to
-the model's and back, multi-channel inputs are downmixed (each with a notice). Unreadable files
-are skipped and listed at the end; the exit status is then 1.
+long as the input); with ``--report``, also ``report.html`` (players and spectrograms). With
+``--stream`` (a causal model only) it reads raw mono PCM from stdin instead (s16le by default, at the
+model's sample rate: no header, no resampling) and writes the sources as raw PCM, interleaved on
+stdout or one file per source (``--stream_out``), block by block with bounded memory, as many
+samples out as in, with compute-time statistics on stderr. Long files are separated in overlapping
+chunks with bounded memory, inputs at another rate are resampled to the model's and back,
+multi-channel inputs are downmixed (each with a notice). Unreadable files are skipped and listed at
+the end; the exit status is then 1.
 Exit status 2: bad arguments, no input found, or the model cannot be loaded.
 """
 from __future__ import annotations
@@ -34,8 +41,9 @@ def build_parser():
         description="Separate the sources of audio mixtures with a two-step (TwoStepTDCN) model.",
         epilog="Exit status: 0 all files separated, 1 some files failed (listed), 2 usage error.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="audio files, folders (their audio files) or glob patterns (quote them)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="audio files, folders (their audio files) or glob patterns (quote them); "
+                             "none with --stream")
     parser.add_argument("--model", required=True,
                         help="local folder (config.json + model.safetensors) or .pth/.safetensors file, "
                              "Hub id org/name[@revision], or https://huggingface.co/org/name URL")
@@ -54,12 +62,91 @@ def build_parser():
     parser.add_argument("--subtype", default="FLOAT",
                         help="soundfile subtype of the outputs (default FLOAT: no clipping; e.g. PCM_16)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice; 1 is often faster on busy machines)")
+                        help="CPU threads for torch (default: torch's choice, 1 with --stream; 1 is often faster on busy machines)")
     parser.add_argument("--report", nargs="?", const="", default=None, metavar="DIR",
                         help="also write an HTML page with players and spectrograms of each input and its "
                              "separated sources: DIR/report.html (without DIR: in --out_dir)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    stream = parser.add_argument_group("real-time streaming (causal models)")
+    stream.add_argument("--stream", action="store_true",
+                        help="read raw mono PCM from stdin at the model's rate and write the separated "
+                             "sources as raw PCM as they come (needs a causal model, conf/causal.yml)")
+    stream.add_argument("--block_ms", type=float, default=20.0,
+                        help="stdin block length in ms (default 20); output follows each block")
+    stream.add_argument("--in_format", choices=("s16le", "f32le"), default="s16le",
+                        help="input sample format (default s16le)")
+    stream.add_argument("--out_format", choices=("s16le", "f32le"), default="s16le",
+                        help="output sample format (default s16le; clipped samples are counted)")
+    stream.add_argument("--stream_out", default="-",
+                        help="'-' (default): sources interleaved on stdout (sample 0 of s1, s2..., then "
+                             "sample 1...); a path with {src} (e.g. out_s{src}.raw): one raw file per "
+                             "source; any other path: one interleaved file")
+    stream.add_argument("--rate", type=float, default=None,
+                        help="sample rate of the input; must equal the model's (no resampling here: "
+                             "use sox); default: the model's")
+    stream.add_argument("--report_seconds", type=float, default=10.0,
+                        help="print per-block compute times every this many seconds of audio (0: only "
+                             "the final summary)")
     return parser
+
+
+def stream_main(args, parser):
+    """``--stream``: stdin PCM -> separated PCM (see :func:`twostep_asteroid.streaming.stream_pcm`)."""
+    import torch
+
+    from .hub import HubModelNotCachedError, UnsafeCheckpointError
+    from .inference import load_model, resolve_device
+    from .streaming import StreamingTwoStep, stream_pcm
+
+    if args.inputs:
+        parser.error("--stream reads stdin; give no INPUT files")
+    if args.block_ms <= 0:
+        parser.error("--block_ms must be > 0")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    torch.set_num_threads(args.threads or 1)
+    try:
+        device = resolve_device(args.device)
+        separator = StreamingTwoStep(load_model(args.model, device))
+    except (HubModelNotCachedError, UnsafeCheckpointError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        print(f"twostep-separate: error: cannot stream with model {args.model!r}: {err}", file=sys.stderr)
+        return 2
+    rate = separator.sample_rate
+    if args.rate is not None and abs(args.rate - rate) > 1e-6:
+        print(f"twostep-separate: error: the input is at {args.rate:g} Hz but the model expects {rate:g} Hz; "
+              f"resample first (e.g. sox ... -r {rate:g} ...)", file=sys.stderr)
+        return 2
+    block = max(1, int(round(args.block_ms * rate / 1000)))
+    latency = separator.latency_samples
+    print(f"[stream] {args.model}: {separator.n_src} sources, {rate:g} Hz {args.in_format} in, "
+          f"{args.out_format} out; blocks of {block} samples ({1000 * block / rate:g} ms); algorithmic "
+          f"latency {latency} samples ({1000 * latency / rate:g} ms) + one block", file=sys.stderr)
+    files = []
+    try:
+        if args.stream_out == "-":
+            writers = [sys.stdout.buffer]
+        elif "{src}" in args.stream_out:
+            files = [open(args.stream_out.format(src=i + 1), "wb") for i in range(separator.n_src)]
+            writers = files
+        else:
+            files = [open(args.stream_out, "wb")]
+            writers = files
+        result = stream_pcm(separator, sys.stdin.buffer, writers, block, args.in_format, args.out_format,
+                            report_seconds=0 if args.quiet else args.report_seconds)
+    except ValueError as err:
+        print(f"twostep-separate: error: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+    finally:
+        for f in files:
+            f.close()
+    print(f"[stream] done: {result['seconds']:.2f} s of audio in {result['blocks']} blocks, compute "
+          f"{result['compute_s']:.2f} s (RTF {result['rtf']:.3f}), mean {result['mean_block_ms']:.2f} ms, "
+          f"max {result['max_block_ms']:.2f} ms per block"
+          + (f"; {result['clipped']} output samples clipped to s16" if result["clipped"] else ""),
+          file=sys.stderr)
+    return 0
 
 
 def _scan_folder(folder, recursive, out_dir):
@@ -122,6 +209,10 @@ def separate_main(argv=None):
     """Entry point of ``twostep-separate``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.stream:
+        return stream_main(args, parser)
+    if not args.inputs:
+        parser.error("give at least one INPUT (or --stream to read PCM from stdin)")
     if args.chunk_seconds < 0:
         parser.error("--chunk_seconds must be >= 0")
     if args.hop_seconds is not None and args.chunk_seconds and not 0 < args.hop_seconds <= args.chunk_seconds:

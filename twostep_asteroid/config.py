@@ -51,6 +51,7 @@ DEFAULTS = {
         "mask_head": "dense",
         "skip_chan": 0,               # 0: the paper's TDCN (residual only); >0: Conv-TasNet skips
         "feature_norm": False,        # per-basis instance norm of the encoded mixture (not in the paper)
+        "causal": False,              # causal masker (left-padded convs; needs norm_type cLN, feature_norm false)
     },
     # Keyword arguments of Asteroid's maskers (their own names), read when masker.type names them.
     "masker_sudormrf": {              # asteroid.masknn.SuDORMRF / SuDORMRFImproved (needs an even N)
@@ -240,7 +241,22 @@ def load_config(path=None, overrides=()):
         conf = merge_config(conf, loaded, source=str(path))
     for text in overrides:
         conf = merge_config(conf, parse_override(text), source=f"override {text!r}")
+    check_consistency(conf)
     return conf
+
+
+def check_consistency(conf):
+    """Combinations of keys that cannot work together (checked after all overrides)."""
+    masker = conf["masker"]
+    if masker["causal"]:
+        from .masknn import CAUSAL_NORMS
+
+        if masker["norm_type"] not in CAUSAL_NORMS:
+            raise ConfigError(f"masker.causal is true but masker.norm_type is {masker['norm_type']!r}, which "
+                              "normalises over future frames; use cLN (per frame, streams) or cgLN (cumulative).")
+        if masker["feature_norm"]:
+            raise ConfigError("masker.causal is true but masker.feature_norm is true (per-basis statistics over "
+                              "the whole signal); set masker.feature_norm=false.")
 
 
 def save_config(conf, path):

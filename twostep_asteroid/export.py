@@ -12,6 +12,10 @@ to TorchScript and ONNX.
   ``onnxscript`` is installed (checked with onnxscript 0.7.2 / onnx-ir 1.1.0: opset 18, same
   parity, ~10x slower to export). The exported file is checked with ``onnxruntime`` when installed.
 
+The streaming step of a causal model (:class:`~twostep_asteroid.streaming.StreamingStep`) exports
+the same ways with its state as explicit inputs and outputs (:func:`export_streaming_torchscript`,
+:func:`export_streaming_onnx`, ``--streaming``), so that a runtime outside Python can stream.
+
 The depthwise convolutions of :class:`~twostep_asteroid.masknn.DilatedDepthwiseConv1d` run as
 ``F.conv1d`` under tracing and export, and Asteroid's gLN is made of mean/pow ops, so the whole
 model exports as plain ONNX ops. Measured parity on CPU (small and paper configs): max abs
@@ -185,6 +189,142 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
     return path
 
 
+# ---------------------------------------------------------------------------------------------
+# Streaming step (causal models): state as explicit inputs and outputs
+# ---------------------------------------------------------------------------------------------
+STREAM_INPUTS = ["chunk", "enc_state", "masker_state", "dec_state"]
+STREAM_OUTPUTS = ["sources", "next_enc_state", "next_masker_state", "next_dec_state"]
+
+
+def _streaming_graph(model):
+    from .streaming import StreamingStep
+
+    model = _prepare(model).model
+    return StreamingStep(model).eval()
+
+
+def trace_streaming_step(step, example_frames=4, atol=EXPORT_ATOL):
+    """``torch.jit.trace`` a :class:`~twostep_asteroid.streaming.StreamingStep` (batch 1 example,
+    K = ``example_frames``), checked against eager on another K and batch, two steps chained.
+
+    Returns:
+        torch.jit.ScriptModule: the traced step (same signature).
+    """
+    example = stream_examples(step, example_frames, 1, seed=0)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(step, example, check_trace=False)
+
+        def run(arrays):
+            return [t.numpy() for t in traced(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])]
+
+        check_streaming_step("The traced streaming step", run, step, atol)
+    return traced
+
+
+def streaming_metadata(step):
+    """What a runtime needs to drive an exported step (also stored in the ONNX file's metadata)."""
+    masker = step.model.masker
+    return {
+        "sample_rate": str(float(step.model.sample_rate)),
+        "kernel_size": str(step.kernel_size),
+        "stride": str(step.stride),
+        "n_src": str(step.n_src),
+        "enc_state_shape": f"[batch, {step.context}]",
+        "masker_state_shape": f"[batch, {masker.state_frames}, {masker.hid_chan}]",
+        "dec_state_shape": f"[batch, {step.n_src}, {step.context}]",
+        "latency_samples": str(step.model.latency_samples),
+        "protocol": ("chunk: K*stride new samples; start with enc_state = the first kernel_size - stride "
+                     "samples of the stream and zero masker/dec states; feed next_* back; sources are "
+                     "K*stride final samples from stream sample (samples pushed - K*stride - "
+                     "(kernel_size - stride)) on; at the end, the last dec_state is the output's tail."),
+    }
+
+
+def stream_examples(step, frames, batch, seed):
+    gen = torch.Generator().manual_seed(seed)
+    enc, masker, dec = step.initial_state(batch, device="cpu")
+    chunk = torch.randn(batch, frames * step.stride, generator=gen)
+    enc = torch.randn(enc.shape, generator=gen)
+    masker = torch.randn(masker.shape, generator=gen)
+    dec = torch.randn(dec.shape, generator=gen)
+    return chunk, enc, masker, dec
+
+
+def check_streaming_step(name, run, step, atol=EXPORT_ATOL, frames=7, batch=2):
+    """Run the exported step on another K and batch, and on its own outputs, against eager."""
+    inputs = stream_examples(step, frames, batch, seed=1)
+    with torch.no_grad():
+        ref = step(*inputs)
+        ref2 = step(inputs[0].flip(-1), *ref[1:])
+    got = run([t.numpy() for t in inputs])
+    got2 = run([inputs[0].flip(-1).numpy()] + [np.asarray(g) for g in got[1:]])
+    for i, (g, r) in enumerate(zip(list(got) + list(got2), list(ref) + list(ref2))):
+        _check(f"{name} ({(STREAM_OUTPUTS * 2)[i]})", lambda g=g: np.asarray(g), r.numpy(), atol)
+
+
+def export_streaming_torchscript(model, path, example_frames=4, atol=EXPORT_ATOL):
+    """Trace the streaming step of a causal model (:class:`~twostep_asteroid.streaming.StreamingStep`)
+    to TorchScript and save it atomically: ``module(chunk, enc_state, masker_state, dec_state) ->
+    (sources, next_enc_state, next_masker_state, next_dec_state)``, any batch and chunk of K frames.
+
+    Checked against eager PyTorch on another K and batch, two steps chained, before writing.
+    """
+    traced = trace_streaming_step(_streaming_graph(model), example_frames, atol)
+    path, tmp = _atomic_target(path)
+    try:
+        torch.jit.save(traced, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, atol=EXPORT_ATOL, verify=True):
+    """Export the streaming step of a causal model to ONNX (inputs :data:`STREAM_INPUTS`, outputs
+    :data:`STREAM_OUTPUTS`, dynamic batch and chunk length) with :func:`streaming_metadata` in the
+    file's metadata, checked with ``onnxruntime`` on another K and batch, two steps chained."""
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    step = _streaming_graph(model)
+    example = stream_examples(step, example_frames, 1, seed=0)
+    path, tmp = _atomic_target(path)
+    axes = {"chunk": {0: "batch", 1: "time"}, "sources": {0: "batch", 2: "time"}}
+    for name in STREAM_INPUTS[1:] + STREAM_OUTPUTS[1:]:
+        axes[name] = {0: "batch"}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+            warnings.filterwarnings("ignore", message=".*will be removed.*")
+            warnings.filterwarnings("ignore", message=".*Constant folding.*")
+            torch.onnx.export(step, example, str(tmp), dynamo=False, opset_version=opset,
+                              input_names=STREAM_INPUTS, output_names=STREAM_OUTPUTS, dynamic_axes=axes)
+        import onnx
+
+        proto = onnx.load(str(tmp))
+        for key, value in streaming_metadata(step).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+        if verify:
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                warnings.warn("onnxruntime is not installed: the ONNX export was not checked "
+                              "(pip install twostep-asteroid[export]).")
+            else:
+                session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+                check_streaming_step("The ONNX streaming step",
+                              lambda arrays: session.run(None, dict(zip(STREAM_INPUTS, arrays))), step, atol)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def onnx_separate(path_or_session, mixture):
     """Run an exported ONNX model with ``onnxruntime``: ``[batch, time]`` (or ``[time]``) numpy
     float32 in, ``[batch, n_src, time]`` (or ``[n_src, time]``) out."""
@@ -209,12 +349,21 @@ def export_main(argv=None):
     parser.add_argument("--torchscript", help="write a TorchScript (.pt) file here")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    parser.add_argument("--streaming", action="store_true",
+                        help="export the streaming step of a causal model (state as inputs/outputs) "
+                             "instead of the whole-signal graph")
     args = parser.parse_args(argv)
     if not args.onnx and not args.torchscript:
         parser.error("give --onnx and/or --torchscript")
     from .inference import load_model
 
     model = load_model(args.model, device="cpu")
+    if args.streaming:
+        if args.torchscript:
+            print(f"TorchScript streaming step: {export_streaming_torchscript(model, args.torchscript)}")
+        if args.onnx:
+            print(f"ONNX streaming step: {export_streaming_onnx(model, args.onnx, opset=args.opset)}")
+        return 0
     if args.torchscript:
         print(f"TorchScript: {export_torchscript(model, args.torchscript)}")
     if args.onnx:

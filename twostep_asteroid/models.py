@@ -233,6 +233,11 @@ class TwoStepTDCN(_TwoStepModel):
         skip_chan (int): Conv-TasNet-style skip connections (0: none, the paper's TDCN).
         feature_norm (bool): Per-basis normalisation of the encoded mixture before the masker
             (off in the paper), see :class:`~twostep_asteroid.masknn.TDCN`.
+        causal (bool): Causal masker (left-padded convolutions, ``norm_type="cLN"``; see
+            :class:`~twostep_asteroid.masknn.TDCN`). The encoder and decoder are causal as they
+            are: output sample n depends on input samples up to the end of the last frame that
+            covers it, so the algorithmic latency is the frame length L (:attr:`latency_samples`).
+            :class:`~twostep_asteroid.streaming.StreamingTwoStep` runs such a model chunk by chunk.
         sample_rate (float): Sample rate of the audio.
         front_end (TwoStepFrontEnd, optional): A trained step-1 front end to build around; its
             N, L, stride and sample rate override the arguments above. See :meth:`from_front_end`.
@@ -252,14 +257,27 @@ class TwoStepTDCN(_TwoStepModel):
     def __init__(self, n_src, n_filters=256, kernel_size=21, stride=None, bn_chan=256, hid_chan=512,
                  n_blocks=8, n_repeats=4, conv_kernel_size=3, norm_type="gLN", mask_act="softmax",
                  mask_head="toeplitz", conv_impl="auto", skip_chan=0, feature_norm=False, sample_rate=8000.0, front_end=None,
-                 train_front_end=False):
+                 train_front_end=False, causal=False):
         front_end = self._front_end_for(n_src, n_filters, kernel_size, stride, sample_rate, front_end)
         fb = front_end.encoder.filterbank
         masker = TDCN(fb.n_filters, front_end.n_latent, n_blocks=n_blocks, n_repeats=n_repeats,
                       bn_chan=bn_chan, hid_chan=hid_chan, conv_kernel_size=conv_kernel_size,
                       norm_type=norm_type, mask_act=mask_act, mask_head=mask_head,
-                      conv_impl=conv_impl, skip_chan=skip_chan, feature_norm=feature_norm)
+                      conv_impl=conv_impl, skip_chan=skip_chan, feature_norm=feature_norm,
+                      causal=causal)
         super().__init__(front_end, masker, n_src, train_front_end)
+
+    @property
+    def causal(self):
+        return self.masker.causal
+
+    @property
+    def latency_samples(self):
+        """Algorithmic latency of a causal model, in samples: the frame length L. Output sample
+        ``n`` is final once input sample ``(n // S) * S + L - 1`` is in: a wait of L - 1 samples
+        after sample n arrives at worst, i.e. L samples of input to collect. ``None`` for a
+        non-causal model (it looks ahead by its receptive field)."""
+        return self.encoder.filterbank.kernel_size if self.causal else None
 
     def get_model_args(self):
         fe_args = self.front_end.get_model_args()
@@ -280,6 +298,7 @@ class TwoStepTDCN(_TwoStepModel):
             "conv_impl": masker["conv_impl"],
             "skip_chan": masker["skip_chan"],
             "feature_norm": masker["feature_norm"],
+            "causal": masker["causal"],
             "sample_rate": fe_args["sample_rate"],
         }
 

@@ -63,7 +63,7 @@ def readme_commands(text=None):
 
 
 def _needs_shell(line):
-    return any(c in line for c in "{}*")
+    return any(c in line for c in "{}*|")
 
 
 def _ids():
@@ -131,6 +131,14 @@ class Workspace:
         sf.write(self.cwd / "recordings" / "call.wav", mixture[:12000], 8000)
         (self.cwd / "more").mkdir()
         sf.write(self.cwd / "more" / "a.flac", mixture, 8000)
+
+    def causal_model(self):
+        """A tiny causal model (conf/causal.yml) under the workspace's experiments, trained once."""
+        path = self.exp / "causal_prompts" / "step2" / "best.pth"
+        if not path.is_file():
+            self.run("./run.sh --conf conf/causal.yml --stop_stage 2", cwd=RECIPE,
+                     extra=["--overrides", TINY, *self.recipe_args(self.data, self.exp)])
+        return path
 
     def recipe_args(self, data, exp):
         return ["--data_root", str(data), "--exp_root", str(exp), "--deb_cache", str(DEB_CACHE)]
@@ -239,9 +247,13 @@ def _run_python_module_line(ws, command, tmp_path):
     if module == "twostep_asteroid.train":
         return _run_train_line(ws, command)
     cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    if "--streaming" in command:
+        ws.causal_model()
     ws.run(command, cwd=cwd)
     if module == "twostep_asteroid.export":
-        assert (cwd / "model.onnx").stat().st_size > 0 and (cwd / "model.pt").stat().st_size > 0
+        words = shlex.split(command)
+        for flag in ("--onnx", "--torchscript"):
+            assert (cwd / words[words.index(flag) + 1]).stat().st_size > 0, flag
     elif module == "twostep_asteroid.hub":
         assert "license: other" in (ws.exp / TAG / "hub" / "README.md").read_text()  # GPL + CC-BY-SA voices
     else:
@@ -293,6 +305,17 @@ def _run_separate_line(ws, command, tmp_path):
         assert (out / f"{name}_s1.wav").is_file() and (out / f"{name}_s2.wav").is_file(), sorted(out.iterdir())
 
 
+def _run_sox_line(ws, command, tmp_path):
+    """The streaming pipeline, sox | twostep-separate --stream | sox, on a causal model."""
+    ws.causal_model()
+    cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    call, _ = sf.read(ws.cwd / "mix.wav", dtype="float32")
+    sf.write(cwd / "call.wav", call, 8000, subtype="PCM_16")
+    ws.run(command, cwd=cwd)
+    out, rate = sf.read(cwd / "separated.wav")
+    assert rate == 8000 and out.shape == (len(call), 2) and np.abs(out).max() > 0
+
+
 def _run_python_line(ws, command, tmp_path):
     if command.startswith("python bench/quality_per_minute.py"):
         return _run_bench_line(ws, command, tmp_path)
@@ -301,7 +324,7 @@ def _run_python_line(ws, command, tmp_path):
 
 HANDLERS = {"./run.sh": _run_recipe_line, "local/compare_frontends.sh": _run_compare_line,
             "local/compare_two_step_e2e.sh": _run_compare_line, "local/compare_unseen.sh": _run_unseen_line,
-            "python": _run_python_line, "twostep-separate": _run_separate_line}
+            "python": _run_python_line, "twostep-separate": _run_separate_line, "sox": _run_sox_line}
 # Lines not run here, and why: each is run by CI itself or is a directory change.
 NOT_RUN = {"make test": "CI runs it (.ci/run), and this test runs inside it",
            "cd egs/wsj0-2mix/twostep": "a directory change: the next command runs in the recipe folder"}
