@@ -54,10 +54,11 @@ DONE = "done"
 
 def resume_hint(exp_dir, stage):
     """What to run to continue an interrupted step."""
-    number = {"step1": 1, "step2": 2}[stage]
     last = Path(exp_dir) / "checkpoints" / "last.ckpt"
-    return (f"Resume with the same command (under run.sh: ./run.sh --stage {number} with the same options): "
-            f"it continues from {last} if it exists, else starts {stage} again.")
+    number = {"step1": 1, "step2": 2}.get(stage)
+    where = f" (under run.sh: ./run.sh --stage {number} with the same options)" if number else ""
+    return (f"Resume with the same command{where}: it continues from {last} if it exists, else starts "
+            f"{stage} again.")
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
