@@ -110,14 +110,7 @@ def export_torchscript(model, path, example_seconds=1.0, check_seconds=1.37, ato
         traced = torch.jit.trace(graph, example, check_trace=False)
         check = _example(model, check_seconds, batch=2)
         _check("The traced module", lambda: traced(check).numpy(), graph(check).numpy(), atol)
-    path, tmp = _atomic_target(path)
-    try:
-        torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return _save_torchscript(traced, path)
 
 
 def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_seconds=1.37,
@@ -263,14 +256,8 @@ def check_streaming_step(name, run, step, atol=EXPORT_ATOL, frames=7, batch=2):
         _check(f"{name} ({(STREAM_OUTPUTS * 2)[i]})", lambda g=g: np.asarray(g), r.numpy(), atol)
 
 
-def export_streaming_torchscript(model, path, example_frames=4, atol=EXPORT_ATOL):
-    """Trace the streaming step of a causal model (:class:`~twostep_asteroid.streaming.StreamingStep`)
-    to TorchScript and save it atomically: ``module(chunk, enc_state, masker_state, dec_state) ->
-    (sources, next_enc_state, next_masker_state, next_dec_state)``, any batch and chunk of K frames.
-
-    Checked against eager PyTorch on another K and batch, two steps chained, before writing.
-    """
-    traced = trace_streaming_step(_streaming_graph(model), example_frames, atol)
+def _save_torchscript(traced, path):
+    """``torch.jit.save`` to a temporary file renamed over ``path``: never half a file there."""
     path, tmp = _atomic_target(path)
     try:
         torch.jit.save(traced, str(tmp))
@@ -279,6 +266,17 @@ def export_streaming_torchscript(model, path, example_frames=4, atol=EXPORT_ATOL
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def export_streaming_torchscript(model, path, example_frames=4, atol=EXPORT_ATOL):
+    """Trace the streaming step of a causal model (:class:`~twostep_asteroid.streaming.StreamingStep`)
+    to TorchScript and save it atomically: ``module(chunk, enc_state, masker_state, dec_state) ->
+    (sources, next_enc_state, next_masker_state, next_dec_state)``, any batch and chunk of K frames.
+
+    Checked against eager PyTorch on another K and batch, two steps chained, before writing.
+    """
+    traced = trace_streaming_step(_streaming_graph(model), example_frames, atol)
+    return _save_torchscript(traced, path)
 
 
 def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, atol=EXPORT_ATOL, verify=True):

@@ -10,14 +10,8 @@ from torch import nn
 from asteroid.masknn import norms
 
 
-class GlobalLayerNorm(nn.Module):
-    """Global layer norm (gLN), numerically Asteroid's :class:`~asteroid.masknn.norms.GlobLN`.
-
-    gLN normalises each example over channels and frames, then applies a per-channel gain and bias:
-    exactly ``GroupNorm`` with one group. ``F.group_norm`` runs it as one fused kernel (forward and
-    backward) and saves only the input and two scalars per example, where ``GlobLN`` composes
-    mean/var/sub/div and a transposed affine (non-contiguous output, about five saved full-size
-    tensors). Same parameters (``gamma``, ``beta``) and state-dict keys as ``GlobLN``.
+class _AffineNorm(nn.Module):
+    """A norm with Asteroid's per-channel gain ``gamma`` and bias ``beta`` (its state-dict keys).
 
     Args:
         channel_size (int): Number of channels.
@@ -30,6 +24,21 @@ class GlobalLayerNorm(nn.Module):
         self.eps = eps
         self.gamma = nn.Parameter(torch.ones(channel_size))
         self.beta = nn.Parameter(torch.zeros(channel_size))
+
+
+class GlobalLayerNorm(_AffineNorm):
+    """Global layer norm (gLN), numerically Asteroid's :class:`~asteroid.masknn.norms.GlobLN`.
+
+    gLN normalises each example over channels and frames, then applies a per-channel gain and bias:
+    exactly ``GroupNorm`` with one group. ``F.group_norm`` runs it as one fused kernel (forward and
+    backward) and saves only the input and two scalars per example, where ``GlobLN`` composes
+    mean/var/sub/div and a transposed affine (non-contiguous output, about five saved full-size
+    tensors). Same parameters (``gamma``, ``beta``) and state-dict keys as ``GlobLN``.
+
+    Args:
+        channel_size (int): Number of channels.
+        eps (float): Added to the variance (Asteroid's default, ``1e-8``).
+    """
 
     def forward(self, x):
         if x.device.type == "cpu":
@@ -68,25 +77,18 @@ class PReLU(nn.PReLU):
         return positive + weight * (x - positive)
 
 
-class ChannelLayerNorm(nn.Module):
+class ChannelLayerNorm(_AffineNorm):
     """Per-frame channel layer norm (Asteroid's ``cLN``), numerically :class:`~asteroid.masknn.norms.ChanLN`.
 
     Each frame is normalised over its channels, then scaled and shifted per channel: ``F.layer_norm``
     over the channel axis, one fused kernel, where ``ChanLN`` composes mean, var, and a transposed
-    affine (about 170 us a call on a few frames of a stream, most of a streaming step's norm time).
+    affine (most of a streaming step's norm time; bench/README.md, "Streaming").
     Same parameters (``gamma``, ``beta``) and state-dict keys as ``ChanLN``.
 
     Args:
         channel_size (int): Number of channels.
         eps (float): Added to the variance (Asteroid's default, ``1e-8``).
     """
-
-    def __init__(self, channel_size, eps=1e-8):
-        super().__init__()
-        self.channel_size = channel_size
-        self.eps = eps
-        self.gamma = nn.Parameter(torch.ones(channel_size))
-        self.beta = nn.Parameter(torch.zeros(channel_size))
 
     def forward(self, x):
         out = F.layer_norm(x.transpose(1, -1), (self.channel_size,), self.gamma, self.beta, self.eps)
