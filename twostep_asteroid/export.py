@@ -163,18 +163,12 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
                     input_names=["mixture"], output_names=["sources"],
                     dynamic_shapes={"mixture": {0: batch, 1: time}}, external_data=False,
                 )
-        if verify:
-            try:
-                import onnxruntime as ort
-            except ImportError:
-                warnings.warn("onnxruntime is not installed: the ONNX export was not checked "
-                              "(pip install twostep-asteroid[export]).")
-            else:
-                session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-                check = _example(model, check_seconds, batch=2)
-                with torch.no_grad():
-                    ref = graph(check).numpy()
-                _check("The ONNX model", lambda: session.run(None, {"mixture": check.numpy()})[0], ref, atol)
+        session = _onnx_session(tmp) if verify else None
+        if session is not None:
+            check = _example(model, check_seconds, batch=2)
+            with torch.no_grad():
+                ref = graph(check).numpy()
+            _check("The ONNX model", lambda: session.run(None, {"mixture": check.numpy()})[0], ref, atol)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -256,6 +250,18 @@ def check_streaming_step(name, run, step, atol=EXPORT_ATOL, frames=7, batch=2):
         _check(f"{name} ({(STREAM_OUTPUTS * 2)[i]})", lambda g=g: np.asarray(g), r.numpy(), atol)
 
 
+def _onnx_session(path):
+    """An onnxruntime CPU session on ``path`` to check an export, or ``None`` (with a warning) when
+    onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        warnings.warn("onnxruntime is not installed: the ONNX export was not checked "
+                      "(pip install twostep-asteroid[export]).")
+        return None
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
 def _save_torchscript(traced, path):
     """``torch.jit.save`` to a temporary file renamed over ``path``: never half a file there."""
     path, tmp = _atomic_target(path)
@@ -306,16 +312,10 @@ def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, at
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
-        if verify:
-            try:
-                import onnxruntime as ort
-            except ImportError:
-                warnings.warn("onnxruntime is not installed: the ONNX export was not checked "
-                              "(pip install twostep-asteroid[export]).")
-            else:
-                session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-                check_streaming_step("The ONNX streaming step",
-                              lambda arrays: session.run(None, dict(zip(STREAM_INPUTS, arrays))), step, atol)
+        session = _onnx_session(tmp) if verify else None
+        if session is not None:
+            check_streaming_step("The ONNX streaming step",
+                                 lambda arrays: session.run(None, dict(zip(STREAM_INPUTS, arrays))), step, atol)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
