@@ -294,6 +294,12 @@ def plot_curves(curves, budget, path):
 
 
 def run(args):
+    # The trainings run as subprocesses from the repository root: paths given relative to the
+    # caller's folder are made absolute first.
+    args.data_dir = str(Path(args.data_dir).resolve())
+    if args.conf:
+        args.conf = str(Path(args.conf).resolve())
+    args.out_dir = str(Path(args.out_dir).resolve())
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = (TINY if args.tiny else []) + list(args.overrides)
