@@ -62,7 +62,7 @@ python -m twostep_asteroid.config freeze --conf "$conf" --out "$exp/conf.yml" $a
 mkdir -p "$exp/logs"
 # One run per experiment: refuse while another live run holds $exp/.lock; take over a stale one.
 python -m twostep_asteroid.explock acquire "$exp" --pid $$ --command "run.sh --tag $tag --stage $stage --stop_stage $stop_stage"
-trap 'python -m twostep_asteroid.explock release "$exp" --pid $$' EXIT
+trap 'python -m twostep_asteroid.explock release "$exp" --pid $$ 2>/dev/null' EXIT
 cf="$exp/conf.yml"
 get() { python -m twostep_asteroid.config get "$1" --conf "$cf"; }
 
