@@ -315,6 +315,10 @@ def test_card_licence_follows_the_training_voices(tmp_path):
     assert corpus_card_infos(corpus(["carlo"], voices))["license"] == "cc-by-3.0"
     infos = corpus_card_infos(corpus(["allison", "fillets-m"], voices))
     assert infos["license"] == "other"
-    card = model_card(TwoStepTDCN(n_src=2, **SMALL), dataset_name="prompts", license=infos["license"])
+    assert infos["data_licenses"] == {"allison": "CC-BY-SA-3.0", "fillets-m": "GPL-2.0-only"}  # not july
+    card = model_card(TwoStepTDCN(n_src=2, **SMALL), dataset_name="prompts", license=infos["license"],
+                      extra_infos={"data_licenses": infos["data_licenses"]})
     assert "license: other" in card and "license_name: mixed-training-data-licences" in card
-    assert "GPL-2.0-only" in card
+    # Each training speaker's licence is in the card's table, as the License section says.
+    assert "| allison | CC-BY-SA-3.0 |" in card and "| fillets-m | GPL-2.0-only |" in card
+    assert "july" not in card

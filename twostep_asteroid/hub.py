@@ -463,7 +463,13 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         lines += [f"| {METRIC_NAMES.get(k, k)} | {_fmt(v)} |" for k, v in results.items()]
         lines.append("")
     infos = dict(extra_infos or {})
+    data_licenses = infos.get("data_licenses") if isinstance(infos.get("data_licenses"), dict) else None
     infos = {k: v for k, v in infos.items() if isinstance(v, (str, int, float, bool))}
+    if data_licenses:
+        lines += ["## Training data", "", "The speakers the weights were trained on, with the licence of "
+                  "their recordings:", "", "| Speaker | Licence |", "|---|---|"]
+        lines += [f"| {name} | {lic or 'unknown'} |" for name, lic in data_licenses.items()]
+        lines.append("")
     versions = conf.get("infos", {}).get("software_versions", {})
     if infos or versions:
         lines += ["## Training", "", "| | |", "|---|---|"]
@@ -472,7 +478,7 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     if license == "other":
         lines += ["## License", "", "The training recordings carry licences that no single licence id "
                   "covers (GPL-2.0-only beside Creative Commons share-alike ones; each speaker's is listed "
-                  "under data_licenses above and in the corpus's LICENSES.md). Check them before "
+                  "under Training data above and in the corpus's LICENSES.md). Check them before "
                   "redistributing these weights.", ""]
     else:
         lines += ["## License", "", f"The weights are released under `{license}`."
@@ -596,7 +602,7 @@ def corpus_card_infos(data_dir):
     else:
         license = "cc-by-3.0"
     return {"dataset_name": corpus.get("name", Path(data_dir).name), "license": license,
-            "data_licenses": {name: s.get("license") for name, s in corpus.get("speakers", {}).items()}}
+            "data_licenses": {n: speakers[n].get("license") for n in sorted(trained_on) if n in speakers}}
 
 
 def main(argv=None):
