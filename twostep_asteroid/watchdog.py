@@ -38,6 +38,8 @@ class PeerWatchdog(pl.Callback):
     Args:
         resume_hint (str): What the user should run to resume (printed with the rank that died).
         poll_s (float): Seconds between two checks of the other processes.
+        comm_error_wait_s (float): After a ``RuntimeError`` on this process (how a failed collective
+            surfaces), how long to wait for a peer's death to show before treating the error as local.
 
     Only processes on the same host are watched (pids mean nothing elsewhere); across machines the
     process group's timeout bounds the wait. An exception on this process (a full disk, a bad
@@ -45,9 +47,10 @@ class PeerWatchdog(pl.Callback):
     error handling is not reported as a death.
     """
 
-    def __init__(self, resume_hint="", poll_s=0.5):
+    def __init__(self, resume_hint="", poll_s=0.5, comm_error_wait_s=3.0):
         self.resume_hint = resume_hint
         self.poll_s = poll_s
+        self.comm_error_wait_s = comm_error_wait_s
         self.peers = []
         self._armed = threading.Event()
         self._thread = None
@@ -74,8 +77,15 @@ class PeerWatchdog(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception):
         self.disarm()
+        # A collective can fail (gloo: "Connection reset by peer") while the killed peer is still
+        # exiting, before /proc shows it dead: a communication error waits a moment for the death.
+        patience = self.comm_error_wait_s if isinstance(exception, RuntimeError) and self.peers else 0.0
+        deadline = time.monotonic() + patience
         dead = self.dead_peers()
-        if dead:  # the collective failed first (gloo: "Connection reset by peer"): say why, and stop
+        while not dead and time.monotonic() < deadline:
+            time.sleep(0.05)
+            dead = self.dead_peers()
+        if dead:  # the collective failed first: say why, and stop
             self._stop(trainer, dead)
 
     def teardown(self, trainer, pl_module, stage):
