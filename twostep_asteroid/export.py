@@ -23,6 +23,7 @@ difference below 1e-6; the tests use ``atol=1e-4``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -64,6 +65,16 @@ def _example(model, seconds, batch=1):
     rate = float(getattr(model, "sample_rate", None) or 8000.0)
     gen = torch.Generator().manual_seed(0)
     return torch.randn(batch, max(64, int(seconds * rate)), generator=gen)
+
+
+@contextlib.contextmanager
+def _quiet_onnx_export():
+    """The tracer's and the legacy exporter's warnings, which say nothing about this model, silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        for message in (".*legacy TorchScript-based ONNX export.*", ".*will be removed.*", ".*Constant folding.*"):
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def _atomic_target(path):
@@ -139,11 +150,7 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
     example = _example(model, example_seconds)
     path, tmp = _atomic_target(path)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-            warnings.filterwarnings("ignore", message=".*will be removed.*")
-            warnings.filterwarnings("ignore", message=".*Constant folding.*")
+        with torch.no_grad(), _quiet_onnx_export():
             if exporter == "torchscript":
                 torch.onnx.export(
                     graph, (example,), str(tmp), dynamo=False, opset_version=opset,
@@ -298,11 +305,7 @@ def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, at
     for name in STREAM_INPUTS[1:] + STREAM_OUTPUTS[1:]:
         axes[name] = {0: "batch"}
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-            warnings.filterwarnings("ignore", message=".*will be removed.*")
-            warnings.filterwarnings("ignore", message=".*Constant folding.*")
+        with torch.no_grad(), _quiet_onnx_export():
             torch.onnx.export(step, example, str(tmp), dynamo=False, opset_version=opset,
                               input_names=STREAM_INPUTS, output_names=STREAM_OUTPUTS, dynamic_axes=axes)
         import onnx
