@@ -6,3 +6,6 @@ if [ ! -f "$_repo_root/.venv/.installed" ]; then
 fi
 export PATH="$_repo_root/.venv/bin:$PATH"
 export PYTHONUNBUFFERED=1
+# The bookkeeping commands (config, explock, corpus builds) then start without importing torch and
+# asteroid; the training and evaluation modules import the models they use (twostep_asteroid/__init__.py).
+export TWOSTEP_ASTEROID_LIGHT_IMPORT=1
