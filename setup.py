@@ -31,7 +31,7 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2", "selenium>=4.10"],  # selenium: report tests (make browser)
+        "test": ["pytest>=7", "pytest-timeout>=2", "pytest-xdist>=3", "selenium>=4.10"],  # selenium: report tests (make browser)
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={

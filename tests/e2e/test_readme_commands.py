@@ -218,7 +218,7 @@ def _run_compare_line(ws, command, tmp_path):
     script = command.split()[0]
     tiny = {"local/compare_frontends.sh": ["--Ns", "16", "--Ls", "16", "--steps", "4", "--windows", "64",
                                            "--max_utterances", "2"],
-            "local/compare_two_step_e2e.sh": ["--steps", "4", "--step1_steps", "4"]}[script]
+            "local/compare_two_step_e2e.sh": ["--steps", "4", "--step1_steps", "4", "--seeds", "0"]}[script]
     command, extra = _with_tiny_overrides(command)
     exp = tmp_path / "exp"
     ws.run(command, cwd=RECIPE, extra=[*extra, *tiny, "--data_dir", str(ws.data / "prompts" / "json"),
