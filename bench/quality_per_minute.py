@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from twostep_asteroid.config import load_config  # noqa: E402
-from twostep_asteroid.data.audio_io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
+from twostep_asteroid.fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
 
 SYSTEMS = ("twostep", "e2e", "convtasnet", "sudormrf", "twostep_step3")
 E2E = ["step2.train_front_end=true", "step2.latent_weight=0", "step2.waveform_weight=1"]
@@ -350,13 +350,9 @@ def run(args):
                          "val_sisdri_best": max((p["val_sisdri"] for p in points), default=None),
                          "wall_min": wall_min, "audio_min": audio_s / 60.0, "steps": summary["global_step"],
                          "n_params": summary.get("n_params_total"), "test_sisdri": test})
-    with open(out_dir / "curves.csv.tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["system", "seed", "stage", "step", "wall_min", "audio_s", "val_sisdri"])
-        writer.writeheader()
-        for (system, seed), points in curves.items():
-            for p in points:
-                writer.writerow({"system": system, "seed": seed, **p})
-    os.replace(out_dir / "curves.csv.tmp", out_dir / "curves.csv")
+    atomic_write_csv(out_dir / "curves.csv",
+                     [{"system": system, "seed": seed, **p} for (system, seed), points in curves.items() for p in points],
+                     fieldnames=["system", "seed", "stage", "step", "wall_min", "audio_s", "val_sisdri"])
     summary = summarize(rows, args.budget_minutes)
     header = (f"Budget {args.budget_minutes:g} min per system, {args.threads} thread(s) per process, seeds "
               f"{','.join(map(str, seeds))}, conf {args.conf or 'defaults'}"

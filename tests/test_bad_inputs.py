@@ -25,7 +25,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from twostep_asteroid.data.audio_io import AudioError, MultichannelError, atomic_write_json
+from twostep_asteroid.data.audio_io import AudioError, MultichannelError
+from twostep_asteroid.fileio import atomic_write_json
 from twostep_asteroid.data.datasets import (
     MAX_REDRAWS,
     DynamicMixingDataset,
@@ -454,7 +455,7 @@ def test_atomic_savefig_writes_the_figure_and_no_temporary(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from twostep_asteroid.data.audio_io import atomic_savefig
+    from twostep_asteroid.fileio import atomic_savefig
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])

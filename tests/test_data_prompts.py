@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from twostep_asteroid.data import prompts
-from twostep_asteroid.data.audio_io import BuildState, atomic_write_text, read_audio, to_int16
+from twostep_asteroid.data.audio_io import BuildState, read_audio, to_int16
+from twostep_asteroid.fileio import atomic_write_text
 from twostep_asteroid.data.mixing import mix_sources, shorten_pauses, trim_silence
 from twostep_asteroid.data.prompts import (
     CorpusConfig,

@@ -25,8 +25,9 @@ import torch
 from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid import explock
 from twostep_asteroid.config import load_config
-from twostep_asteroid.data import audio_io, prompts
-from twostep_asteroid.data.audio_io import DiskFullError, atomic_torch_save, atomic_write_bytes
+from twostep_asteroid import fileio
+from twostep_asteroid.data import prompts
+from twostep_asteroid.fileio import DiskFullError, atomic_torch_save, atomic_write_bytes
 from twostep_asteroid.data.prompts import CorpusConfig, build_corpus
 from twostep_asteroid.train import DONE, train_step2
 from tests.test_data_prompts import make_fake_tree
@@ -81,7 +82,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one_then_resumes(step1
 
 
 def _failing_open(after, counter):
-    """``open`` for audio_io whose writes fail with ENOSPC from the ``after``-th file on."""
+    """``open`` for fileio whose writes fail with ENOSPC from the ``after``-th file on."""
     import builtins
 
     class Full:
@@ -117,7 +118,7 @@ def test_full_disk_during_the_corpus_build_names_the_file_then_resumes(tmp_path,
     out = tmp_path / "corpus"
     argv = ["--src_dir", str(tree), "--out", str(out), "--n_tr", "6", "--n_cv", "2", "--n_tt", "2", "--no_progress"]
     counter = {"n": 0}
-    monkeypatch.setattr(audio_io, "open", _failing_open(30, counter), raising=False)
+    monkeypatch.setattr(fileio, "open", _failing_open(30, counter), raising=False)
     assert prompts.main(argv) == 1
     err = capsys.readouterr().err
     assert "the disk is full" in err and f"Cannot write {out}/" in err and "--stage 0" in err
@@ -151,7 +152,7 @@ def test_full_disk_during_separation_stops_naming_the_file(tmp_path, monkeypatch
         raise sf.LibsndfileError(0, "System error.")
 
     monkeypatch.setattr(sf.SoundFile, "write", full)
-    monkeypatch.setattr(audio_io, "free_bytes", lambda folder: 4096)
+    monkeypatch.setattr(fileio, "free_bytes", lambda folder: 4096)
     status = separate_main([str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--model", str(tmp_path / "model.pth"),
                             "--out_dir", str(out), "--quiet", "--device", "cpu"])
     err = capsys.readouterr().err

@@ -243,7 +243,7 @@ def separate_main(argv=None):
     import torch
     from tqdm import tqdm
 
-    from .data.audio_io import DiskFullError
+    from .fileio import DiskFullError
     from .hub import HubModelNotCachedError, UnsafeCheckpointError
     from .inference import AudioReadError, load_model, output_paths, resolve_device, separate_file
 

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import yaml
 
-from .data.audio_io import atomic_savefig, atomic_write_text
-from .evaluate import _items, si_sdr_improvement, utterance_id, write_csv
+from .fileio import atomic_savefig, atomic_write_csv, atomic_write_text
+from .evaluate import _items, si_sdr_improvement, utterance_id
 from .report import REPORT_NAME, comparison_report
 from .targets import MASK_TYPES, check_mask_types, front_end_oracle_separation, stft_oracle_separation
 
@@ -279,8 +279,8 @@ def compare_frontends(dataset, systems, out_dir, masks=MASK_TYPES, max_items=Non
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = oracle_scores(systems, dataset, masks, max_items)
     summary = summarize_oracles(rows, systems)
-    write_csv(rows, out_dir / "frontends_per_utterance.csv")
-    write_csv(summary, out_dir / "frontends.csv")
+    atomic_write_csv(out_dir / "frontends_per_utterance.csv", rows)
+    atomic_write_csv(out_dir / "frontends.csv", summary)
     atomic_write_text(out_dir / "frontends.md", frontends_markdown(summary))
     plot_frontends(summary, out_dir / "frontends.png")
     comparison_report(out_dir)
@@ -477,14 +477,14 @@ def runs_table(run_dirs, out_dir=None):
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_csv(rows, out_dir / "runs.csv")
+        atomic_write_csv(out_dir / "runs.csv", rows)
         summary = ([{"what": "mean", "system": g["system"], "dynamic_mixing": g["dynamic_mixing"],
                      "si_sdr_imp": g["si_sdr_imp"], "std": g["std"], "n": g["n_seeds"], "detail": g["seeds"]}
                     for g in groups]
                    + [{"what": "paired difference", "system": d["comparison"], "dynamic_mixing": d["group"],
                        "si_sdr_imp": d["mean"], "std": d["std"], "n": d["n_pairs"], "detail": d["per_seed"]}
                       for d in diffs])
-        write_csv(summary, out_dir / "runs_summary.csv")
+        atomic_write_csv(out_dir / "runs_summary.csv", summary)
         atomic_write_text(out_dir / "runs.md", text)
         plot_runs(rows, out_dir / "runs.png")
         reports = [(f"{r['system']}, dynamic mixing {'on' if r['dynamic_mixing'] else 'off'}, seed {r['seed']}: "
@@ -578,7 +578,7 @@ def unseen_table(eval_dirs, out_dir=None):
     table = "\n".join(lines) + "\n"
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        write_csv(rows, Path(out_dir) / "unseen.csv")
+        atomic_write_csv(Path(out_dir) / "unseen.csv", rows)
         atomic_write_text(Path(out_dir) / "unseen.md", table)
     return table
 

@@ -261,12 +261,9 @@ def check_consistency(conf):
 
 def save_config(conf, path):
     """Write ``conf`` as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(conf, sort_keys=False))
-    tmp.replace(path)
-    return path
+    from .fileio import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(conf, sort_keys=False))
 
 
 def get_value(conf, dotted):

@@ -13,9 +13,7 @@ model never heard: each in ``out_dir/<name>/`` (``name``: the folder's name with
 stay at the top level), and one table of all test sets in ``results.md``.
 """
 import argparse
-import csv
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ from tqdm import tqdm
 
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
-from .data.audio_io import atomic_savefig, atomic_write_json, atomic_write_text
+from .fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 from .targets import front_end_oracle_separation, stft_oracle_separation
 
 log = logging.getLogger("twostep_asteroid.evaluate")
@@ -138,7 +136,7 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
             for row, score in zip(rows, scores)]
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "utt_id"}
     means["n_utterances"] = len(rows)
-    write_csv(rows, out_dir / "metrics.csv")
+    atomic_write_csv(out_dir / "metrics.csv", rows)
     write_examples(out_dir / "examples", [{"utt_id": row["utt_id"], "mixture": job[0], "sources": job[1],
                                            "estimates": job[2], "scores": row} for row, job in zip(rows, jobs)],
                    sample_rate, n_examples)
@@ -148,13 +146,6 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
     return means
 
 
-def write_csv(rows, path):
-    tmp = Path(f"{path}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 SYSTEM_ROWS = (

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .data.audio_io import atomic_write_text
+from .fileio import atomic_write_text
 
 LOCK_NAME = ".lock"
 

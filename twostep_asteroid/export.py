@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fileio import atomic_target
+
 #: Tolerance used to validate exports against eager PyTorch, relative to the reference output's peak
 #: magnitude: ``max |export - eager| <= EXPORT_ATOL * max(1, max |eager|)``. Relative, because float32
 #: rounding scales with the signal. Measured (untrained small model, onnxruntime 1.32, opset 17): up to
@@ -75,12 +77,6 @@ def _quiet_onnx_export():
         for message in (".*legacy TorchScript-based ONNX export.*", ".*will be removed.*", ".*Constant folding.*"):
             warnings.filterwarnings("ignore", message=message)
         yield
-
-
-def _atomic_target(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def _check(name, run, ref, atol):
@@ -148,8 +144,7 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
     graph = _prepare(model)
     example = _example(model, example_seconds)
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_target(path) as tmp:
         with torch.no_grad(), _quiet_onnx_export():
             if exporter == "torchscript":
                 torch.onnx.export(
@@ -176,11 +171,7 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
             with torch.no_grad():
                 ref = graph(check).numpy()
             _check("The ONNX model", lambda: session.run(None, {"mixture": check.numpy()})[0], ref, atol)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,14 +262,9 @@ def _onnx_session(path):
 
 def _save_torchscript(traced, path):
     """``torch.jit.save`` to a temporary file renamed over ``path``: never half a file there."""
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_target(path) as tmp:
         torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def export_streaming_torchscript(model, path, example_frames=4, atol=EXPORT_ATOL):
@@ -300,11 +286,10 @@ def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, at
         raise ValueError(f"opset must be >= 17, got {opset}")
     step = _streaming_graph(model)
     example = stream_examples(step, example_frames, 1, seed=0)
-    path, tmp = _atomic_target(path)
     axes = {"chunk": {0: "batch", 1: "time"}, "sources": {0: "batch", 2: "time"}}
     for name in STREAM_INPUTS[1:] + STREAM_OUTPUTS[1:]:
         axes[name] = {0: "batch"}
-    try:
+    with atomic_target(path) as tmp:
         with torch.no_grad(), _quiet_onnx_export():
             torch.onnx.export(step, example, str(tmp), dynamo=False, opset_version=opset,
                               input_names=STREAM_INPUTS, output_names=STREAM_OUTPUTS, dynamic_axes=axes)
@@ -319,11 +304,7 @@ def export_streaming_onnx(model, path, opset=DEFAULT_OPSET, example_frames=4, at
         if session is not None:
             check_streaming_step("The ONNX streaming step",
                                  lambda arrays: session.run(None, dict(zip(STREAM_INPUTS, arrays))), step, atol)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def onnx_separate(path_or_session, mixture):

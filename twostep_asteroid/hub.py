@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .fileio import atomic_write, atomic_write_json
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TORCH_WEIGHTS_NAMES = ("model.pth", "pytorch_model.bin")
@@ -312,12 +314,8 @@ def save_pretrained(model, folder, extra_infos=None):
     conf = model.serialize()
     state_dict = {k: v.contiguous() for k, v in conf.pop("state_dict").items()}
     conf["infos"].update(extra_infos or {})
-    tmp_weights = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(state_dict, str(tmp_weights))
-    os.replace(tmp_weights, folder / WEIGHTS_NAME)
-    tmp_conf = folder / (CONFIG_NAME + ".tmp")
-    tmp_conf.write_text(json.dumps(conf, indent=2, sort_keys=True))
-    os.replace(tmp_conf, folder / CONFIG_NAME)
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state_dict, str(tmp)))
+    atomic_write_json(folder / CONFIG_NAME, conf, sort_keys=True)
     return folder
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .fileio import disk_full_error, is_disk_full, tmp_path
+
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25  # default hop = (1 - DEFAULT_OVERLAP) * chunk
 
@@ -339,10 +341,6 @@ def output_paths(in_path, out_dir, n_src, ext=".wav"):
     return [out_dir / f"{in_path.stem}_s{i + 1}{ext}" for i in range(n_src)]
 
 
-def _tmp_for(path):
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def _default_notify(message):
     print(message, file=sys.stderr)
 
@@ -429,7 +427,7 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
                     raise ValueError(f"{len(finals)} output paths given for {n_src} sources")
                 for path in finals:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = _tmp_for(path)
+                    tmp = tmp_path(path)
                     tmps.append(tmp)
                     writers.append(sf.SoundFile(str(tmp), "w", samplerate=rate, channels=1,
                                                 format="WAV", subtype=subtype))
@@ -489,8 +487,6 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
             for tmp in tmps:
                 if tmp.exists():
                     tmp.unlink()
-            from .data.audio_io import disk_full_error, is_disk_full
-
             # libsndfile reports a full disk as "System error.": check the free space.
             if finals and is_disk_full(err, finals[0].parent):
                 raise disk_full_error(finals[0], err, "Nothing was written for this file.") from err

@@ -32,7 +32,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from .data.audio_io import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text, wav_bytes
+from .data.audio_io import wav_bytes
+from .fileio import atomic_savefig, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 REPORT_NAME = "report.html"
 EXAMPLES_JSON = "examples.json"

@@ -40,7 +40,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, load_config, save_config
-from .data.audio_io import DiskFullError, atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
+from .fileio import DiskFullError, atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
 from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
@@ -64,7 +64,7 @@ def resume_hint(exp_dir, stage):
 class AtomicModelCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that writes to a temporary file and renames it, so that a kill during a
     save never leaves a truncated checkpoint where a resume would look for it. A full disk raises
-    :class:`~twostep_asteroid.data.audio_io.DiskFullError` and keeps the previous checkpoint.
+    :class:`~twostep_asteroid.fileio.DiskFullError` and keeps the previous checkpoint.
 
     Args:
         advice (str): Appended to the full-disk message (how to resume).

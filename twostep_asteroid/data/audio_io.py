@@ -1,9 +1,7 @@
-"""Small, dependency-light audio and file helpers shared by the corpus builders.
+"""Small, dependency-light audio helpers shared by the corpus builders.
 
-* Atomic writes: every output file is written to a temporary file in the same folder and moved
-  into place with ``os.replace``, so a crash never leaves a truncated file under a final name.
-  A write that fails because the disk is full raises :class:`DiskFullError`, which names the file
-  and says that the disk is full; the temporary file is removed and the previous file is kept.
+Files are written with the atomic helpers of :mod:`twostep_asteroid.fileio`.
+
 * Validated reading: mono check, sample-rate conversion, NIST SPHERE (WSJ0 ``.wv1``) support.
 * 16-bit quantisation done here (not by libsndfile) so that a written source round-trips exactly
   and a mixture can be written as the exact integer sum of its written sources.
@@ -13,7 +11,6 @@ Nothing here imports the model modules of the package.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -22,14 +19,15 @@ import os
 import shutil
 from math import gcd
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
 
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+
 log = logging.getLogger(__name__)
 
-TMP_SUFFIX = ".tmp"
 INT16_SCALE = 32768.0
 
 # Headerless audio, by file suffix: how libsndfile must be told to read it.
@@ -47,145 +45,6 @@ class AudioError(RuntimeError):
 
 class MultichannelError(AudioError):
     """A multichannel file where mono was required."""
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------------------------
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-
-
-class DiskFullError(OSError):
-    """A write that failed because the file system is full (``ENOSPC``, or a quota: ``EDQUOT``).
-
-    Its message names the file, says that the disk is full and how much is free; ``errno`` is
-    ``ENOSPC`` and ``filename`` the file.
-    """
-
-    def __init__(self, message, path):
-        super().__init__(errno.ENOSPC, message, str(path))
-        self.message = message
-
-    def __str__(self):
-        return self.message
-
-
-#: Below this many free bytes, a write error from a library that hides ``errno`` (torch's zip
-#: writer, libsndfile) is taken for a full disk.
-NEARLY_FULL_BYTES = 1 << 20
-
-
-def free_bytes(folder) -> Optional[int]:
-    """Free bytes for unprivileged writes in the file system of ``folder`` (or of its nearest
-    existing parent); ``None`` if it cannot be found out."""
-    folder = Path(folder)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None
-
-
-def is_disk_full(err: BaseException, folder=None) -> bool:
-    """Whether ``err`` comes from a full disk: ``errno`` ``ENOSPC``/``EDQUOT``, or, for errors that
-    carry no ``errno`` (torch's zip writer, libsndfile), less than :data:`NEARLY_FULL_BYTES` free
-    in ``folder``."""
-    if isinstance(err, DiskFullError):
-        return True
-    if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    if folder is not None and isinstance(err, (OSError, RuntimeError)):
-        free = free_bytes(folder)
-        return free is not None and free < NEARLY_FULL_BYTES
-    return False
-
-
-def disk_full_error(path, err: BaseException, advice: str = "") -> DiskFullError:
-    """A :class:`DiskFullError` for a failed write of ``path``: names the file, the free space and
-    ``advice`` (what to rerun once space is freed)."""
-    path = Path(path)
-    free = free_bytes(path.parent)
-    free_text = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
-    cause = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    message = (f"Cannot write {path}: the disk is full ({cause}; {free_text} in {path.parent}). "
-               "Free some space (or point the output elsewhere) and rerun." + (f" {advice}" if advice else ""))
-    return DiskFullError(message, path)
-
-
-def atomic_write(path, write: Callable[[Path], object], advice: str = "") -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file in the same folder, which
-    then replaces ``path`` with ``os.replace``. On any failure the temporary file is removed and
-    ``path``, if it existed, is left as it was; a full disk raises :class:`DiskFullError` (with
-    ``advice`` appended to its message).
-
-    Args:
-        path (str or Path): The final file.
-        write (callable): Writes the whole content to the temporary path it is given.
-        advice (str): What to do once space is freed (e.g. which command resumes).
-
-    Returns:
-        Path: ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as err:
-        if is_disk_full(err, path.parent) and not isinstance(err, DiskFullError):
-            _unlink_quietly(tmp)  # frees what the partial write took
-            raise disk_full_error(path, err, advice) from err
-        raise
-    finally:
-        _unlink_quietly(tmp)
-    return path
-
-
-def _unlink_quietly(tmp: Path):
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _write_bytes_to(tmp: Path, data: bytes):
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-
-
-def atomic_write_bytes(path, data: bytes, advice: str = "") -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda tmp: _write_bytes_to(tmp, data), advice)
-
-
-def atomic_torch_save(obj, path, advice: str = "") -> Path:
-    """``torch.save`` to ``path`` atomically. The object is serialized in memory first and written
-    with :func:`atomic_write_bytes`, because torch's own file writer reports a full disk as a bare
-    ``RuntimeError``."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue(), advice)
-
-
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path, obj, indent: Optional[int] = 2) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
-
-
-def atomic_savefig(fig, path, dpi: int = 100) -> Path:
-    """Save a matplotlib figure atomically, in the format of ``path``'s suffix (png by default)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

@@ -62,11 +62,7 @@ import numpy as np
 from .audio_io import (
     AudioError,
     BuildState,
-    DiskFullError,
     MultichannelError,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
     config_hash,
     file_sha256,
     from_int16,
@@ -75,6 +71,7 @@ from .audio_io import (
     to_int16,
     write_wav,
 )
+from ..fileio import DiskFullError, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .mixing import mix_sources, quietest_cut, relative_gains, shorten_pauses, trim_silence
 
 log = logging.getLogger(__name__)

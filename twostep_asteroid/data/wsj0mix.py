@@ -33,13 +33,12 @@ from typing import Dict, List, Optional, Sequence
 from .audio_io import (
     AudioError,
     BuildState,
-    DiskFullError,
-    atomic_write_json,
     config_hash,
     n_frames,
     read_audio,
     write_wav,
 )
+from ..fileio import DiskFullError, atomic_write_json
 from .mixing import mix_sources
 
 log = logging.getLogger(__name__)
