@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twostep_asteroid.config import DEFAULTS, load_config
+from twostep_asteroid.config import DEFAULTS, MACHINE_KEYS, load_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "egs" / "wsj0-2mix" / "twostep" / "conf"
 
@@ -15,6 +15,13 @@ def test_recipe_confs_are_valid_and_complete(name):
     load_config(CONF_DIR / name)
     for section, keys in DEFAULTS.items():
         assert set(raw[section]) == set(keys), f"{name}: section {section} must list exactly {sorted(keys)}"
+
+
+def test_schema_defaults_are_the_default_conf():
+    """One source of defaults: the schema holds conf/default.yml's values, but for the machine keys."""
+    raw = yaml.safe_load((CONF_DIR / "default.yml").read_text())
+    differ = {(s, k) for s, keys in DEFAULTS.items() for k, v in keys.items() if raw[s][k] != v}
+    assert differ <= MACHINE_KEYS, f"conf/default.yml and config.DEFAULTS differ in {sorted(differ - MACHINE_KEYS)}"
 
 
 def test_tiny_conf_is_valid():

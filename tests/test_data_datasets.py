@@ -230,6 +230,5 @@ def test_speed_perturb_needs_dynamic_mixing(corpus):
     from twostep_asteroid.train import _loaders
 
     conf = load_config(overrides=["data.dynamic_mixing=false", "data.speed_perturb=0.5"])
-    conf["_val_every"] = 10
     with pytest.raises(ConfigError, match="dynamic_mixing"):
-        _loaders(conf, corpus.parent, 2, SR)
+        _loaders(conf, corpus.parent, dict(conf["step2"], batch_size=2, val_every_n_steps=10), SR)

@@ -9,48 +9,51 @@ from pathlib import Path
 
 import yaml
 
-# section -> key -> default. The type of the default is the accepted type (ints are accepted for
-# floats); keys in NULLABLE may also be null.
+# The one schema of defaults: section -> key -> default. Its values are those of the recipe's
+# conf/default.yml (tests/test_config.py keeps them equal), except MACHINE_KEYS, which default.yml
+# sets for 2 CPU cores and the schema keeps portable (auto accelerator, one process, no time caps).
+# The type of a default is the accepted type (ints are accepted for floats); keys in NULLABLE may
+# also be null.
 DEFAULTS = {
     "data": {
         "sample_rate": 8000,
         "n_src": 2,
-        "segment": 2.0,           # training segment, seconds
-        "val_segment": 4.0,       # validation crops, seconds (null: whole utterances)
+        "segment": 1.0,           # training segment, seconds
+        "val_segment": None,      # validation crops, seconds (null: whole utterances)
         "dynamic_mixing": True,   # remix the training utterance pool on the fly
-        "num_workers": 2,
-        "n_tr": 4000, "n_cv": 300, "n_tt": 300,  # mixtures per split for the embedded corpus
+        "num_workers": 1,
+        "n_tr": 4000, "n_cv": 300, "n_tt": 200,  # mixtures per split for the embedded corpus
         "corpus_seed": 0,
         "train_speakers": None,   # speakers of the embedded corpus's tr/cv/tt (null: all not held out)
         "speed_perturb": 0.0,     # dynamic mixing: probability that a source is speed-perturbed
         "speed_range": [0.95, 1.05],  # ... at a speed drawn uniformly from this range
     },
     "front_end": {
-        "n_filters": 256,
-        "kernel_size": 16,
-        "stride": 8,
+        "n_filters": 128,
+        "kernel_size": 40,
+        "stride": 20,
     },
     "step1": {
         "batch_size": 8,
         "max_steps": 2000,
-        "lr": 1e-3,
-        "val_every_n_steps": 500,
-        "limit_val_batches": 50,
+        "lr": 0.003,
+        "val_every_n_steps": 1000,
+        "limit_val_batches": 25,
         "grad_clip": 5.0,
         "max_minutes": None,
     },
     "masker": {
         "type": "tdcn",               # the step-2 separator: tdcn (ours, the paper's) or an Asteroid masker,
                                       # see twostep_asteroid/separators.py; tdcn reads the keys below
-        "bn_chan": 128,
-        "hid_chan": 256,
+        "bn_chan": 64,
+        "hid_chan": 128,
         "n_blocks": 8,
         "n_repeats": 2,
         "conv_kernel_size": 3,
         "norm_type": "gLN",
         "mask_head": "dense",
         "skip_chan": 0,               # 0: the paper's TDCN (residual only); >0: Conv-TasNet skips
-        "feature_norm": False,        # per-basis instance norm of the encoded mixture (not in the paper)
+        "feature_norm": True,         # per-basis instance norm of the encoded mixture (not in the paper)
         "causal": False,              # causal masker (left-padded convs; needs norm_type cLN, feature_norm false)
     },
     # Keyword arguments of Asteroid's maskers (their own names), read when masker.type names them.
@@ -74,9 +77,9 @@ DEFAULTS = {
         "dropout": 0.0,
     },
     "masker_tdconvnet": {             # asteroid.masknn.TDConvNet (Conv-TasNet's masker)
-        "bn_chan": 128,
-        "hid_chan": 256,
-        "skip_chan": 128,
+        "bn_chan": 64,
+        "hid_chan": 128,
+        "skip_chan": 64,
         "conv_kernel_size": 3,
         "n_blocks": 8,
         "n_repeats": 2,
@@ -86,7 +89,7 @@ DEFAULTS = {
     },
     "step2": {
         "batch_size": 4,
-        "max_steps": 6000,
+        "max_steps": 6300,
         "lr": 1e-3,
         "scheduler": "cosine",       # cosine | plateau | none
         "plateau_patience": 5,
@@ -95,7 +98,7 @@ DEFAULTS = {
         "waveform_weight": 1.0,
         "train_front_end": False,     # true: end-to-end baseline (same masker, joint training)
         "val_every_n_steps": 500,
-        "limit_val_batches": 100,
+        "limit_val_batches": 50,
         "grad_clip": 5.0,
         "ckpt_every_n_steps": 250,
         "max_minutes": None,          # wall-clock cap of the training (null: none), on top of max_steps
@@ -108,7 +111,7 @@ DEFAULTS = {
         "plateau_patience": 5,
         "early_stop_patience": None,
         "val_every_n_steps": 500,
-        "limit_val_batches": 100,
+        "limit_val_batches": 50,
         "grad_clip": 5.0,
         "ckpt_every_n_steps": 250,
         "max_minutes": None,
@@ -132,6 +135,10 @@ DEFAULTS = {
         "num_workers": 2,          # processes computing the metrics
     },
 }
+
+MACHINE_KEYS = {("trainer", "accelerator"), ("trainer", "devices"), ("trainer", "strategy"),
+                ("trainer", "num_threads"), ("trainer", "compile"), ("step1", "max_minutes"),
+                ("step2", "max_minutes")}
 
 # Keys that may be null, with the type of their non-null values.
 NULLABLE = {

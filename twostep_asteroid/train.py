@@ -226,14 +226,15 @@ def check_writable(exp_dir):
                           "--exp_dir/--tag or fix its permissions.") from err
 
 
-def _loaders(conf, data_dir, batch_size, sample_rate, world_size=1):
+def _loaders(conf, data_dir, stage_conf, sample_rate, world_size=1):
+    batch_size = stage_conf["batch_size"]
     data = conf["data"]
     data_dir = Path(data_dir)
     n_items = None
     if data["dynamic_mixing"]:
         # One epoch is one validation interval: epoch-wise callbacks then see every validation.
         # Under DDP each process gets 1/world_size of the items, hence the factor.
-        n_items = conf["_val_every"] * batch_size * world_size
+        n_items = stage_conf["val_every_n_steps"] * batch_size * world_size
     augment = {}
     if data["speed_perturb"] > 0:
         if not data["dynamic_mixing"]:
@@ -280,7 +281,7 @@ def _trainer(conf, exp_dir, stage_conf, callbacks, stage="step2"):
     trainer = pl.Trainer(
         max_steps=stage_conf["max_steps"],
         max_time={"minutes": stage_conf["max_minutes"]} if stage_conf["max_minutes"] else None,
-        val_check_interval=conf["_val_every"] if not conf["data"]["dynamic_mixing"] else None,
+        val_check_interval=stage_conf["val_every_n_steps"] if not conf["data"]["dynamic_mixing"] else None,
         check_val_every_n_epoch=None if not conf["data"]["dynamic_mixing"] else 1,
         limit_val_batches=stage_conf["limit_val_batches"],
         gradient_clip_val=stage_conf["grad_clip"],
@@ -294,7 +295,7 @@ def _trainer(conf, exp_dir, stage_conf, callbacks, stage="step2"):
         callbacks=[best_ckpt, periodic, EpochSetter(), LearningRateMonitor("step"), clock] + faults + callbacks,
         default_root_dir=str(exp_dir),
         num_sanity_val_steps=0,
-        log_every_n_steps=min(50, conf["_val_every"]),
+        log_every_n_steps=min(50, stage_conf["val_every_n_steps"]),
         enable_model_summary=True,
     )
     clock.audio_per_step = stage_conf["batch_size"] * conf["data"]["segment"] * trainer.world_size
@@ -343,14 +344,8 @@ def _setup(conf, exp_dir, stage):
         torch.set_num_threads(threads)
     pl.seed_everything(conf["trainer"]["seed"], workers=True)
     if _is_rank_zero():
-        save_config(conf_public(conf), Path(exp_dir) / "conf.yml")
-    stage_conf = conf[stage]
-    conf["_val_every"] = stage_conf["val_every_n_steps"]
-    return stage_conf
-
-
-def conf_public(conf):
-    return {k: v for k, v in conf.items() if not k.startswith("_")}
+        save_config(conf, Path(exp_dir) / "conf.yml")
+    return conf[stage]
 
 
 def system_config(conf):
@@ -358,7 +353,7 @@ def system_config(conf):
     tensors, which fails on lists of strings, so lists are joined into strings here."""
     return {section: {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
                       for k, v in values.items()}
-            for section, values in conf_public(conf).items()}
+            for section, values in conf.items()}
 
 
 def _scheduler(conf, stage_conf, optimizer):
@@ -443,8 +438,7 @@ def train_step1(conf, data_dir, exp_dir):
     stage_conf = _setup(conf, exp_dir, "step1")
     data = conf["data"]
     trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [], stage="step1")
-    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], data["sample_rate"],
-                                        trainer.world_size)
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf, data["sample_rate"], trainer.world_size)
     front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     optimizer = torch.optim.Adam(front_end.parameters(), lr=stage_conf["lr"])
     system = FrontEndSystem(front_end, optimizer, front_end_loss, train_loader, val_loader,
@@ -538,8 +532,7 @@ def _fit_separator(conf, data_dir, exp_dir, stage, build_model, loss_func, syste
     if stage_conf["early_stop_patience"]:
         callbacks.append(EarlyStopping("val_loss", patience=stage_conf["early_stop_patience"]))
     trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, callbacks, stage=stage)
-    train_loader, val_loader = _loaders(conf, data_dir, stage_conf["batch_size"], conf["data"]["sample_rate"],
-                                        trainer.world_size)
+    train_loader, val_loader = _loaders(conf, data_dir, stage_conf, conf["data"]["sample_rate"], trainer.world_size)
     model = build_model()
     if conf["trainer"]["compile"] and hasattr(model, "masker"):
         compile_masker(model, on_cpu=trainer.strategy.root_device.type == "cpu")
