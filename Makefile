@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 # The Debian packages of the embedded corpus (asterisk voice prompts, Fish Fillets NG's Czech voices,
 # codec2's speech samples), downloaded, never installed. The same list as PACKAGES in
-# twostep_asteroid/data/prompts.py.
+# twostep_asteroid/data/voices.py.
 DEB_CACHE ?= $(HOME)/.cache/twostep-asteroid/debs
 PROMPT_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \

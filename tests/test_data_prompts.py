@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from twostep_asteroid.data import prompts
-from twostep_asteroid.data.audio_io import BuildState, read_audio, to_int16
+from twostep_asteroid.data import debian, prompts
+from twostep_asteroid.data.audio_io import read_audio, to_int16
+from twostep_asteroid.data.buildstate import BuildState
 from twostep_asteroid.fileio import atomic_write_text
 from twostep_asteroid.data.mixing import mix_sources, shorten_pauses, trim_silence
 from twostep_asteroid.data.prompts import (
@@ -351,7 +352,7 @@ def test_fetch_debs_uses_cache_without_apt(tmp_path, monkeypatch):
     def no_subprocess(*a, **k):
         raise AssertionError("apt-get must not run when the cache is complete")
 
-    monkeypatch.setattr(prompts.subprocess, "run", no_subprocess)
+    monkeypatch.setattr(debian.subprocess, "run", no_subprocess)
     debs = prompts.fetch_debs(prompts.PACKAGES, tmp_path)
     assert [d.name.split("_")[0] for d in debs] == list(prompts.PACKAGES)
 
@@ -370,7 +371,7 @@ def test_fetch_debs_download_failure(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(prompts.shutil, "which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(prompts.subprocess, "run", lambda cmd, **k: calls.append(cmd) or R())
+    monkeypatch.setattr(debian.subprocess, "run", lambda cmd, **k: calls.append(cmd) or R())
     with pytest.raises(CorpusError, match="apt-get download failed"):
         prompts.fetch_debs(["asterisk-core-sounds-en-wav"], tmp_path)
     assert calls[1] == ["apt-get", "update"] and calls[2][:2] == ["apt-get", "download"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from twostep_asteroid.data import prompts
+from twostep_asteroid.data import debian, prompts
 from twostep_asteroid.data.audio_io import read_audio
 from twostep_asteroid.data.prompts import CorpusConfig, CorpusError, build_corpus, locate_prompt
 
@@ -236,7 +236,7 @@ def test_missing_package_is_named_with_the_fix(tmp_path, monkeypatch):
         return R(0)
 
     monkeypatch.setattr(prompts.shutil, "which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(prompts.subprocess, "run", fake_run)
+    monkeypatch.setattr(debian.subprocess, "run", fake_run)
     with pytest.raises(CorpusError) as e:
         prompts.fetch_debs(prompts.PACKAGES, tmp_path)
     msg = str(e.value)

@@ -167,11 +167,12 @@ def atomic_write_json(path, obj, indent: Optional[int] = 2, sort_keys: bool = Fa
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=sort_keys) + "\n")
 
 
-def atomic_write_csv(path, rows: Sequence[dict], fieldnames: Optional[Sequence[str]] = None) -> Path:
+def atomic_write_csv(path, rows: Sequence[dict], fieldnames: Optional[Sequence[str]] = None,
+                     lineterminator: str = "\r\n") -> Path:
     """Write ``rows`` (dicts) as CSV to ``path`` atomically; the columns are ``fieldnames``, or the
-    keys of the first row."""
+    keys of the first row; lines end with ``lineterminator`` (csv's ``"\r\n"`` by default)."""
     out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=list(fieldnames or rows[0]))
+    writer = csv.DictWriter(out, fieldnames=list(fieldnames or rows[0]), lineterminator=lineterminator)
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(path, out.getvalue())

@@ -34,6 +34,7 @@ import contextlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -42,20 +43,17 @@ from typing import Dict, List, Optional
 import numpy as np
 import soundfile as sf
 import torch
+from asteroid.data import Wsj0mixDataset
 from torch.utils.data import Dataset
 
 from .audio_io import AudioError, MultichannelError
-from .mixing import change_speed, samples_for_speed
+from .common import src_names
+from .mixing import CLIP_PEAK, change_speed, relative_gains, rms, samples_for_speed
 
 log = logging.getLogger(__name__)
 
-CLIP_PEAK = 0.9
 SILENT_PEAK = 2.0 ** -16  # below half a 16-bit step: the source is all zeros as 16-bit PCM
 MAX_REDRAWS = 20          # replacement items tried for a training item with an all-zero source
-
-
-def _src_names(n_src: int) -> List[str]:
-    return [f"s{i + 1}" for i in range(n_src)]
 
 
 def _load_json(path: Path, what: str):
@@ -74,8 +72,8 @@ def validate_manifests(json_dir, n_src: int = 2, check_files: bool = False):
     ``ValueError`` on mismatches. Returns ``(mix, [sources...])``."""
     json_dir = Path(json_dir)
     mix = _load_json(json_dir / "mix.json", "mixture")
-    sources = [_load_json(json_dir / f"{s}.json", f"source {s}") for s in _src_names(n_src)]
-    for name, lst in zip(_src_names(n_src), sources):
+    sources = [_load_json(json_dir / f"{s}.json", f"source {s}") for s in src_names(n_src)]
+    for name, lst in zip(src_names(n_src), sources):
         if len(lst) != len(mix):
             raise ValueError(f"{json_dir / (name + '.json')} has {len(lst)} entries, "
                              f"{json_dir / 'mix.json'} has {len(mix)}")
@@ -155,24 +153,25 @@ def is_silent(x: np.ndarray) -> bool:
 
 
 class ItemCounts:
-    """Counters of what the dataset did with bad items, shared with the DataLoader workers (a small
-    shared-memory tensor, one row per process: no lost updates), so that the main process can report
+    """Counters of what the dataset did with bad items, shared with the DataLoader workers (a
+    lock-protected shared-memory array: no lost updates), so that the main process can report
     what its workers skipped."""
 
     KEYS = ("silent_skipped", "silent_kept")
-    ROWS = 65  # the main process + up to 64 workers (worker ids wrap around beyond)
 
     def __init__(self):
-        self.table = torch.zeros(self.ROWS, len(self.KEYS), dtype=torch.int64).share_memory_()
+        # int64 zeros in shared memory. The lock comes from the spawn context, which can be passed
+        # to workers started in any way (fork inherits it, spawn and forkserver pickle it).
+        self.values = multiprocessing.get_context("spawn").Array("q", len(self.KEYS))
         self._reported = None
 
     def add(self, key: str, n: int = 1):
-        info = torch.utils.data.get_worker_info()
-        row = 0 if info is None else 1 + info.id % (self.ROWS - 1)
-        self.table[row, self.KEYS.index(key)] += n
+        with self.values.get_lock():
+            self.values[self.KEYS.index(key)] += n
 
     def totals(self) -> Dict[str, int]:
-        return {k: int(v) for k, v in zip(self.KEYS, self.table.sum(0).tolist())}
+        with self.values.get_lock():
+            return dict(zip(self.KEYS, self.values[:]))
 
     def report(self, where):
         """Log the totals if they changed since the last report (call from the main process)."""
@@ -218,141 +217,98 @@ class _EpochSeededItems:
         return np.random.default_rng([self.seed, self.epoch, int(idx)] + ([attempt] if attempt else []))
 
 
-def _corpus_infos(json_dir) -> Optional[dict]:
-    """Dataset infos from ``<corpus>/corpus.json`` (prompt corpus), if there is one."""
-    p = Path(json_dir).resolve()
-    for cand in (p / "corpus.json", p.parent / "corpus.json", p.parent.parent / "corpus.json"):
-        if cand.is_file():
-            try:
-                c = json.loads(cand.read_text())
-            except json.JSONDecodeError:
-                return None
-            return {"dataset": c.get("name", "corpus"), "task": "sep_clean",
-                    "licenses": c.get("licenses", [])}
-    return None
+class Wsj0mixManifestDataset(_EpochSeededItems, Wsj0mixDataset):
+    """``asteroid.data.Wsj0mixDataset`` that pads (instead of dropping) short mixtures.
 
+    Args:
+        json_dir: folder with ``mix.json``, ``s1.json``... (``[path, n_samples]`` lists).
+        n_src, sample_rate: as in Asteroid.
+        segment: seconds per item; ``None`` for full mixtures (evaluation).
+        seed: seed of the random crops (with the epoch and the index).
+        check_files: also check every listed wav exists at construction.
+    """
 
-def _wsj0mix_base():
-    from asteroid.data import Wsj0mixDataset  # lazy: asteroid is heavy to import
+    def __init__(self, json_dir, n_src=2, sample_rate=8000, segment=4.0, seed=0,
+                 check_files=False):
+        validate_manifests(json_dir, n_src, check_files=check_files)
+        # Let Asteroid load the manifests without its length filter (segment=None), and
+        # silence its "Drop 0 utts" print; the segment is set afterwards.
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().__init__(str(json_dir), n_src=n_src, sample_rate=sample_rate,
+                             segment=None)
+        self.segment = segment
+        self.seg_len = None if segment is None else int(segment * sample_rate)
+        self.like_test = self.seg_len is None
+        self._init_items(json_dir, seed)
+        self.n_padded = 0 if self.like_test else sum(
+            1 for m in self.mix if int(m[1]) < self.seg_len)
+        if self.n_padded:
+            log.info("%s: %d of %d mixtures are shorter than the %.2f s segment; they are "
+                     "zero-padded at the end (not dropped).", json_dir, self.n_padded,
+                     len(self.mix), segment)
+        jd = Path(json_dir)
+        self._manifests = [str(jd / "mix.json")] + [str(jd / f"{s}.json")
+                                                    for s in src_names(n_src)]
 
-    return Wsj0mixDataset
+    def counts(self) -> Dict[str, int]:
+        """What was done to this dataset's items, all DataLoader workers included:
+        ``padded`` (mixtures shorter than the segment, from the manifest), ``silent_skipped``
+        and ``silent_kept`` (items read with an all-zero source)."""
+        return {"padded": self.n_padded, **self.item_counts.totals()}
 
+    def _read_item(self, idx, rng):
+        n = int(self.mix[idx][1])
+        if self.like_test:
+            start, stop = 0, None
+        elif n > self.seg_len:
+            start = int(rng.integers(0, n - self.seg_len + 1))
+            stop = start + self.seg_len
+        else:
+            start, stop = 0, None
+        lists = [self.mix] + list(self.sources)
+        x, *srcs = [read_checked(lst[idx][0], int(lst[idx][1]), start, stop,
+                                 sample_rate=self.sample_rate, manifest=man, fix=self._fix)
+                    for lst, man in zip(lists, self._manifests)]
+        return x, srcs
 
-def _make_manifest_class():
-    Base = _wsj0mix_base()
+    def _silent(self, srcs, idx):
+        """Path of the first all-zero source of item ``idx`` (None if there is none)."""
+        for k, s in enumerate(srcs):
+            if is_silent(s):
+                return self.sources[k][idx][0]
+        return None
 
-    class Wsj0mixManifestDataset(_EpochSeededItems, Base):
-        """``asteroid.data.Wsj0mixDataset`` that pads (instead of dropping) short mixtures.
-
-        Args:
-            json_dir: folder with ``mix.json``, ``s1.json``... (``[path, n_samples]`` lists).
-            n_src, sample_rate: as in Asteroid.
-            segment: seconds per item; ``None`` for full mixtures (evaluation).
-            seed: seed of the random crops (with the epoch and the index).
-            check_files: also check every listed wav exists at construction.
-        """
-
-        dataset_name = "wsj0-mix"
-
-        def __init__(self, json_dir, n_src=2, sample_rate=8000, segment=4.0, seed=0,
-                     check_files=False):
-            validate_manifests(json_dir, n_src, check_files=check_files)
-            # Let Asteroid load the manifests without its length filter (segment=None), and
-            # silence its "Drop 0 utts" print; the segment is set afterwards.
-            with contextlib.redirect_stdout(io.StringIO()):
-                super().__init__(str(json_dir), n_src=n_src, sample_rate=sample_rate,
-                                 segment=None)
-            self.segment = segment
-            self.seg_len = None if segment is None else int(segment * sample_rate)
-            self.like_test = self.seg_len is None
-            self._init_items(json_dir, seed)
-            self.n_padded = 0 if self.like_test else sum(
-                1 for m in self.mix if int(m[1]) < self.seg_len)
-            if self.n_padded:
-                log.info("%s: %d of %d mixtures are shorter than the %.2f s segment; they are "
-                         "zero-padded at the end (not dropped).", json_dir, self.n_padded,
-                         len(self.mix), segment)
-            jd = Path(json_dir)
-            self._manifests = [str(jd / "mix.json")] + [str(jd / f"{s}.json")
-                                                        for s in _src_names(n_src)]
-
-        def counts(self) -> Dict[str, int]:
-            """What was done to this dataset's items, all DataLoader workers included:
-            ``padded`` (mixtures shorter than the segment, from the manifest), ``silent_skipped``
-            and ``silent_kept`` (items read with an all-zero source)."""
-            return {"padded": self.n_padded, **self.item_counts.totals()}
-
-        def _read_item(self, idx, rng):
-            n = int(self.mix[idx][1])
-            if self.like_test:
-                start, stop = 0, None
-            elif n > self.seg_len:
-                start = int(rng.integers(0, n - self.seg_len + 1))
-                stop = start + self.seg_len
-            else:
-                start, stop = 0, None
-            lists = [self.mix] + list(self.sources)
-            x, *srcs = [read_checked(lst[idx][0], int(lst[idx][1]), start, stop,
-                                     sample_rate=self.sample_rate, manifest=man, fix=self._fix)
-                        for lst, man in zip(lists, self._manifests)]
-            return x, srcs
-
-        def _silent(self, srcs, idx):
-            """Path of the first all-zero source of item ``idx`` (None if there is none)."""
-            for k, s in enumerate(srcs):
-                if is_silent(s):
-                    return self.sources[k][idx][0]
-            return None
-
-        def __getitem__(self, idx):
-            x, srcs = self._read_item(idx, self._rng(idx))
+    def __getitem__(self, idx):
+        x, srcs = self._read_item(idx, self._rng(idx))
+        silent = self._silent(srcs, idx)
+        if silent is not None and self.like_test:
+            # Whole utterances (validation, evaluation): results are named by index, so the
+            # item is kept; Asteroid's SI-SDR gives a finite -80 dB against it.
+            self.item_counts.add("silent_kept")
+            self._warn(silent, "%s: all-zero source (item %d of %s): kept, but SI-SDR against "
+                       "it is meaningless (-80 dB). Remove this mixture from the manifests or "
+                       "replace the file.", silent, idx, self.json_dir)
+        first, tried = idx, 0
+        while silent is not None and not self.like_test:
+            self.item_counts.add("silent_skipped")
+            self._warn(silent, "%s: all-zero source (item %d of %s): item skipped (replaced "
+                       "by another mixture) and counted. Remove this mixture from the "
+                       "manifests or replace the file.", silent, idx, self.json_dir)
+            tried += 1
+            if tried > MAX_REDRAWS:
+                raise AudioError(
+                    f"{silent}: all-zero source, and so were the {MAX_REDRAWS} items drawn to "
+                    f"replace item {first} of {self.json_dir}. Check the corpus: too many "
+                    "sources are silent.")
+            rng = self._rng(first, tried)
+            idx = int(rng.integers(len(self.mix)))
+            x, srcs = self._read_item(idx, rng)
             silent = self._silent(srcs, idx)
-            if silent is not None and self.like_test:
-                # Whole utterances (validation, evaluation): results are named by index, so the
-                # item is kept; Asteroid's SI-SDR gives a finite -80 dB against it.
-                self.item_counts.add("silent_kept")
-                self._warn(silent, "%s: all-zero source (item %d of %s): kept, but SI-SDR against "
-                           "it is meaningless (-80 dB). Remove this mixture from the manifests or "
-                           "replace the file.", silent, idx, self.json_dir)
-            first, tried = idx, 0
-            while silent is not None and not self.like_test:
-                self.item_counts.add("silent_skipped")
-                self._warn(silent, "%s: all-zero source (item %d of %s): item skipped (replaced "
-                           "by another mixture) and counted. Remove this mixture from the "
-                           "manifests or replace the file.", silent, idx, self.json_dir)
-                tried += 1
-                if tried > MAX_REDRAWS:
-                    raise AudioError(
-                        f"{silent}: all-zero source, and so were the {MAX_REDRAWS} items drawn to "
-                        f"replace item {first} of {self.json_dir}. Check the corpus: too many "
-                        "sources are silent.")
-                rng = self._rng(first, tried)
-                idx = int(rng.integers(len(self.mix)))
-                x, srcs = self._read_item(idx, rng)
-                silent = self._silent(srcs, idx)
-            if not self.like_test and len(x) < self.seg_len:
-                pad = self.seg_len - len(x)
-                x = np.pad(x, (0, pad))
-                srcs = [np.pad(s, (0, self.seg_len - len(s))) for s in srcs]
-            return torch.from_numpy(x), torch.from_numpy(np.stack(srcs).astype(np.float32))
-
-        def get_infos(self):
-            infos = _corpus_infos(self.json_dir)
-            return infos if infos is not None else super().get_infos()
-
-    return Wsj0mixManifestDataset
-
-
-def __getattr__(name):
-    # PEP 562: the Asteroid subclass is created on first use (importing asteroid takes seconds),
-    # then cached as a real module attribute, so ``isinstance`` and pickling by reference work.
-    if name == "Wsj0mixManifestDataset":
-        cls = _make_manifest_class()
-        cls.__module__ = __name__
-        cls.__qualname__ = name
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        if not self.like_test and len(x) < self.seg_len:
+            pad = self.seg_len - len(x)
+            x = np.pad(x, (0, pad))
+            srcs = [np.pad(s, (0, self.seg_len - len(s))) for s in srcs]
+        return torch.from_numpy(x), torch.from_numpy(np.stack(srcs).astype(np.float32))
 
 
 class DynamicMixingDataset(_EpochSeededItems, Dataset):
@@ -497,15 +453,21 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
             speeds.append(float(speed) if apply else 1.0)
         return speeds
 
-    def _draw(self, rng, speeds=None):
-        """One item from ``rng`` (and the sources' ``speeds``); ``(item, None)``, or
-        ``(None, path)`` if a crop is all-zero."""
-        speeds = speeds or [1.0] * self.n_src
+    def _choose(self, rng):
+        """``(speaker, utterance)`` of each source: ``n_src`` different speakers, weighted by
+        their number of utterances, and one utterance of each."""
         spks = rng.choice(len(self.speakers), size=self.n_src, replace=False, p=self.spk_p)
         chosen = []
         for k in spks:
             pool = self.by_spk[self.speakers[int(k)]]
             chosen.append((self.speakers[int(k)], pool[int(rng.integers(len(pool)))]))
+        return chosen
+
+    def _draw(self, rng, speeds=None):
+        """One item from ``rng`` (and the sources' ``speeds``); ``(item, None)``, or
+        ``(None, path)`` if a crop is all-zero."""
+        speeds = speeds or [1.0] * self.n_src
+        chosen = self._choose(rng)
         need = [None if self.seg_len is None else samples_for_speed(self.seg_len, sp) for sp in speeds]
         if self.fill == "concat" and self.seg_len is not None:
             srcs = [change_speed(self._concat(rng, spk, u, n), sp)[:self.seg_len]
@@ -518,13 +480,15 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         for (_, u), s in zip(chosen, srcs):
             if is_silent(s):
                 return None, u["path"]
-        # gains
-        r = float(rng.uniform(0.0, self.max_snr_db))
-        gains = [r / 2.0, -r / 2.0] + [float(rng.uniform(-self.max_snr_db / 2, self.max_snr_db / 2))
-                                       for _ in range(self.n_src - 2)]
+        return self._mix(rng, srcs), None
+
+    def _mix(self, rng, srcs):
+        """``(mix [T], sources [n_src, T])``: the sources at wsj0-2mix relative levels around
+        ``level`` RMS, zero-padded to the segment, scaled down together if the sum would exceed
+        :data:`~.mixing.CLIP_PEAK`."""
         out = []
-        for s, g in zip(srcs, gains):
-            level = float(np.sqrt(np.mean(s.astype(np.float64) ** 2))) if len(s) else 0.0
+        for s, g in zip(srcs, relative_gains(rng, self.n_src, self.max_snr_db)):
+            level = rms(s)
             scale = self.level * 10 ** (g / 20) / level if level > 1e-8 else 0.0
             out.append((s * scale).astype(np.float32))
         sources = np.stack(out)
@@ -535,24 +499,14 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         if peak > CLIP_PEAK:
             sources = (sources * np.float32(CLIP_PEAK / peak)).astype(np.float32)
             mix = sources.sum(axis=0, dtype=np.float32)
-        return (torch.from_numpy(mix), torch.from_numpy(sources)), None
+        return torch.from_numpy(mix), torch.from_numpy(sources)
 
     def item_info(self, idx) -> dict:
         """Which speakers/utterances (at which speeds) item ``idx`` uses at the current epoch
         (for checks)."""
-        rng = self._rng(idx)
-        spks = rng.choice(len(self.speakers), size=self.n_src, replace=False, p=self.spk_p)
-        info = []
-        for k, speed in zip(spks, self._speeds(idx)):
-            pool = self.by_spk[self.speakers[int(k)]]
-            info.append({"speaker": self.speakers[int(k)],
-                         "path": pool[int(rng.integers(len(pool)))]["path"], "speed": speed})
-        return {"sources": info}
-
-    def get_infos(self):
-        infos = _corpus_infos(self.json_dir)
-        return infos if infos is not None else {"dataset": self.dataset_name, "task": "sep_clean",
-                                                "licenses": []}
+        chosen = self._choose(self._rng(idx))
+        return {"sources": [{"speaker": spk, "path": u["path"], "speed": speed}
+                            for (spk, u), speed in zip(chosen, self._speeds(idx))]}
 
 
 def make_dataset(json_dir, n_src=2, sample_rate=8000, segment=4.0, dynamic_mixing=False,
@@ -569,9 +523,8 @@ def make_dataset(json_dir, n_src=2, sample_rate=8000, segment=4.0, dynamic_mixin
                                     segment=segment, n_items=n_items, seed=seed, **kwargs)
     if n_items is not None:
         raise ValueError("n_items only applies to dynamic mixing")
-    cls = globals().get("Wsj0mixManifestDataset") or __getattr__("Wsj0mixManifestDataset")
-    return cls(json_dir, n_src=n_src, sample_rate=sample_rate, segment=segment, seed=seed,
-               **kwargs)
+    return Wsj0mixManifestDataset(json_dir, n_src=n_src, sample_rate=sample_rate, segment=segment,
+                                  seed=seed, **kwargs)
 
 
 def set_epoch(dataset, epoch: int):

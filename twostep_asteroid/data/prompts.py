@@ -1,9 +1,9 @@
 """A small wsj0-2mix-style corpus of real speech, built from voice recordings packaged by Debian.
 
-Sources (:data:`PACKAGES`, fetched with ``apt-get download``, unpacked with ``dpkg -x``, never
-installed): Asterisk voice prompts (wav and raw GSM 6.10), the Czech voices of the game Fish Fillets
-NG (Ogg, 22.05 kHz) and codec2's speech samples (raw 16-bit, 8 kHz). :data:`SPEAKERS` lists the
-voices with their licences.
+Sources (:data:`~.voices.PACKAGES`, fetched with ``apt-get download``, unpacked with ``dpkg -x``
+by :mod:`.debian`, never installed): Asterisk voice prompts (wav and raw GSM 6.10), the Czech voices
+of the game Fish Fillets NG (Ogg, 22.05 kHz) and codec2's speech samples (raw 16-bit, 8 kHz).
+:data:`~.voices.SPEAKERS` lists the voices with their licences.
 
 Pipeline (each step is a function, testable on a fake tree of audio files)::
 
@@ -13,7 +13,7 @@ Pipeline (each step is a function, testable on a fake tree of audio files)::
           --clean_prompt--> trimmed 8 kHz mono speech, long internal pauses shortened
           --make_utterances--> 2.5-5 s single-speaker utterances (long prompts cut at pauses,
                                short ones joined with 0.1-0.3 s gaps; same speaker, same split)
-          --make_mixtures--> 2-speaker "min" mixtures, relative level U(0, 5) dB, wsj0-2mix scaling
+          --plan_mixtures--> 2-speaker "min" mixtures, relative level U(0, 5) dB, wsj0-2mix scaling
           --> <out>/wav8k/min/<split>/{mix,s1,s2}/*.wav, <out>/json/<split>/{mix,s1,s2}.json,
               <out>/json/<split>/utterances.json, <out>/utterances/<split>/<spk>/*.wav,
               <out>/mixtures.csv, <out>/corpus.json, <out>/LICENSES.md, <out>/licenses/*
@@ -31,206 +31,56 @@ Splits:
   training pool (each speaker/split group and each split has its own random stream), so corpora
   built with different ``train_speakers`` share byte-identical unseen tests.
 
-CLI::
+CLI (sizes, seed and ``n_src`` default to the recipe's, ``config.DEFAULTS["data"]``)::
 
-    python -m twostep_asteroid.data.prompts --out DIR [--deb_cache DIR] [--seed 0]
-        [--n_tr 4000 --n_cv 400 --n_tt 400] [--n_src 2] [--train_speakers a,b,...]
+    python -m twostep_asteroid.data.prompts --out DIR [--deb_cache DIR] [--seed S]
+        [--n_tr N --n_cv N --n_tt N] [--n_src 2] [--train_speakers a,b,...]
         [--unseen_speakers armelle,july] [--n_unseen N] [--n_codec2 N] [--src_dir TREE ...]
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .audio_io import (
-    AudioError,
-    BuildState,
-    MultichannelError,
-    config_hash,
-    file_sha256,
-    from_int16,
-    read_audio,
-    resample,
-    to_int16,
-    write_wav,
-)
-from ..fileio import DiskFullError, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..config import DEFAULTS
+from ..fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from .audio_io import (AudioError, MultichannelError, from_int16, read_audio, resample, to_int16,
+                       write_wav)
+from .buildstate import BuildState, config_hash, file_sha256
+from .common import SPLITS, CorpusError, builder_parser, run_build, src_names, wav_dir
+from .debian import extract_debs, fetch_debs
 from .mixing import mix_sources, quietest_cut, relative_gains, shorten_pauses, trim_silence
+from .voices import (
+    CODEC2_CLIPS,
+    DEFAULT_UNSEEN,
+    FILLETS_NAME,
+    FILLETS_SPEAKER,
+    PACKAGES,
+    SPEAKERS,
+    VOICE_DIRS,
+    find_copyright_files,
+    license_records,
+    licenses_md,
+)
 
 log = logging.getLogger(__name__)
 
 CORPUS_VERSION = 2
-SPLITS = ("tr", "cv", "tt")                 # training pool: split by prompt name
-UNSEEN_SPLITS = ("tt_unseen", "tt_codec2")  # held-out speakers only
+UNSEEN_SPLITS = ("tt_unseen", "tt_codec2")  # held-out speakers only; SPLITS: split by prompt name
 ALL_SPLITS = SPLITS + UNSEEN_SPLITS
-
-PACKAGES = (
-    "asterisk-core-sounds-en-wav",
-    "asterisk-core-sounds-es-wav",
-    "asterisk-core-sounds-fr-wav",
-    "asterisk-core-sounds-it-wav",
-    "asterisk-core-sounds-ru-wav",
-    "asterisk-prompt-it-menardi-wav",
-    "asterisk-prompt-fr-armelle",
-    "asterisk-prompt-es-co",
-    "fillets-ng-data-cs",
-    "codec2-examples",
-)
-
-# Speakers. Sources, both inside the .debs:
-#  * the voice folder names, /usr/share/asterisk/sounds/<lang>_<REGION>_<f|m>_<Voice>/;
-#  * /usr/share/doc/<package>/copyright (Debian DEP-5). The five asterisk-core-sounds-*-wav
-#    packages (1.6.1-1) ship the same copyright file, which quotes the upstream CREDITS files:
-#      "Files: *"   Copyright: 2003-2010, Allison Smith; "Recorded by: Allison Smith
-#                   (http://www.theivrvoice.com)"; License: CC-BY-SA-3.0. The en (en_US) and es
-#                   (es_MX) packages are both Allison Smith: ONE speaker.
-#      "Files: fr-*" Copyright: 2006-2008, June Wallack; "Recorded by: June Wallack"; CC-BY-SA-3.0.
-#      "Files: ru-*" Copyright: 2010, Maxim; "Provided by: Maxim Topal, http://www.ivrvoice.ru";
-#                   CC-BY-3.0. The voice actor is not named; the folder says female (ru_RU_f_).
-#      "Files: it-*" Copyright: 2012 Carlo Flora; "Recorded by: Carlo Flora"; CC-BY-3.0.
-#    asterisk-prompt-it-menardi-wav (1:1.4.22+mm20110907-3.1): "Copyright: 2006-2011, Marco
-#    Menardi.e Paola Dal Zot (?the voice?)", License "CC-SA-BY-3.0": Creative Commons
-#    Attribuzione - Condividi allo stesso modo 3.0 Italia (CC BY-SA 3.0 IT), with the condition
-#    that the authors and http://www.voip.ammdomus.it are credited visibly to the end user.
-SPEAKERS: Dict[str, dict] = {
-    "allison": dict(
-        name="Allison Smith", gender="f",
-        url="http://www.theivrvoice.com",
-        voice_dirs=["en_US_f_Allison", "es_MX_f_Allison"],
-        packages=["asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav"],
-        copyright="2003-2010, Allison Smith (recorded by Allison Smith, http://www.theivrvoice.com;"
-                  " financial contributions by Digium, Inc.)",
-        license="CC-BY-SA-3.0", license_url="https://creativecommons.org/licenses/by-sa/3.0/",
-    ),
-    "june": dict(
-        name="June Wallack", gender="f",
-        url="http://www.junewallack.com",
-        voice_dirs=["fr_CA_f_June"],
-        packages=["asterisk-core-sounds-fr-wav"],
-        copyright="2006-2008, June Wallack (recorded by June Wallack, http://www.junewallack.com;"
-                  " translated by Clod Patry, Kristopher Lalletti, June Wallack)",
-        license="CC-BY-SA-3.0", license_url="https://creativecommons.org/licenses/by-sa/3.0/",
-    ),
-    "carlo": dict(
-        name="Carlo Flora", gender="m",
-        url="http://www.carloflora.com",
-        voice_dirs=["it_IT_m_Carlo"],
-        packages=["asterisk-core-sounds-it-wav"],
-        copyright="2012 Carlo Flora, http://www.segreterietelefoniche.it (recorded by Carlo Flora,"
-                  " http://www.carloflora.com; translated by Silvia Petrin)",
-        license="CC-BY-3.0", license_url="https://creativecommons.org/licenses/by/3.0/",
-    ),
-    "ivrvoiceru": dict(
-        name="ivrvoice.ru female voice (provided by Maxim Topal)", gender="f",
-        url="http://www.ivrvoice.ru",
-        voice_dirs=["ru_RU_f_IvrvoiceRU"], packages=["asterisk-core-sounds-ru-wav"],
-        copyright="2010, Maxim (provided by Maxim Topal, http://www.ivrvoice.ru)",
-        license="CC-BY-3.0", license_url="https://creativecommons.org/licenses/by/3.0/",
-    ),
-    "paola": dict(
-        name="Paola Dal Zot (Menardi Italian prompts)", gender="f",
-        url="http://www.voip.ammdomus.it",
-        voice_dirs=["it_IT_f_Menardi"], packages=["asterisk-prompt-it-menardi-wav"],
-        copyright="2006-2011, Marco Menardi e Paola Dal Zot (the voice),"
-                  " http://www.voip.ammdomus.it",
-        license="CC-BY-SA-3.0-IT", license_url="https://creativecommons.org/licenses/by-sa/3.0/it/",
-        note="Attribution condition of the authors: wherever the files are distributed, state"
-             " visibly to the end user that the sound files were made by Marco Menardi and Paola"
-             " Dal Zot, and give the URL http://www.voip.ammdomus.it.",
-    ),
-    # asterisk-prompt-fr-armelle (20070613-2.2): raw GSM 6.10 files in sounds/fr/. Its copyright file:
-    # "Voice actor: Armelle Desjardins", "Copyright holder (2006): Michel Gutierrez", licence: a
-    # BSD-style permission ("Redistribution and use, with or without modification, are permitted
-    # provided that ... 1. Redistributions must retain the above copyright notice, this list of
-    # conditions and the following disclaimer. 2. Neither the name of the Indigen Solutions nor the
-    # names of its contributors ... may be used to endorse or promote products derived ...").
-    "armelle": dict(
-        name="Armelle Desjardins", gender="f", source="Asterisk voice prompts (French)",
-        url="http://public.aclap.com/",
-        voice_dirs=["fr"], packages=["asterisk-prompt-fr-armelle"],
-        copyright="(C) 2006 Michel Gutierrez (voice actor: Armelle Desjardins)",
-        license="BSD-style (asterisk-prompt-fr-armelle)",
-        license_url="https://packages.debian.org/asterisk-prompt-fr-armelle",
-        note="Keep the copyright notice, the conditions and the disclaimer of"
-             " licenses/asterisk-prompt-fr-armelle.copyright with the files; the names of the"
-             " copyright holder and contributors may not be used to endorse derived products.",
-    ),
-    # asterisk-prompt-es-co (0.20070403-2.1): raw GSM 6.10 files in sounds/es/, Colombian Spanish.
-    # copyright: "Upstream Author: Avatar Ltda. / July E. Jimenez", GNU GPL version 2; LEEME:
-    # "Sonidos grabados por Avatar Ltda. con la voz de July E. Jimenez", "Copyright (C) 2006, Avatar
-    # Ltda. http://www.avatar.com.co/".
-    "july": dict(
-        name="July E. Jiménez", gender="f", source="Asterisk voice prompts (Colombian Spanish)",
-        url="http://www.avatar.com.co/",
-        voice_dirs=["es"], packages=["asterisk-prompt-es-co"],
-        copyright="(C) 2006, Avatar Ltda. (recorded by Avatar Ltda. with the voice of July E."
-                  " Jiménez)",
-        license="GPL-2.0-only", license_url="https://www.gnu.org/licenses/old-licenses/gpl-2.0.html",
-        note="GPL-2: a file containing this voice (a mixture included) is distributed under the"
-             " GPL-2 terms, with its copyright notice.",
-    ),
-}
-# Fish Fillets NG, Czech voices (fillets-ng-data-cs 1.0.1-1.1): Ogg Vorbis at 22.05 kHz in
-# games/fillets-ng/sound/<level>/cs/. The two fish are voiced by two actors: the file names say who
-# speaks, ``[<level>-]m-<word>.ogg`` for the small fish (median F0 about 290 Hz) and
-# ``[<level>-]v-<word>.ogg`` for the big fish (about 130 Hz); the other characters' lines and the
-# sound effects (``-x-``) are dropped. copyright: "Upstream Authors: Ivo Danihelka, Pavel Danihelka,
-# ALTAR interactive, ..."; GNU GPL version 2. The actors are not named in the package.
-FILLETS_COPYRIGHT = ("ALTAR interactive, Ivo Danihelka, Pavel Danihelka and the Fish Fillets NG"
-                     " authors (fillets.sourceforge.net); the Czech actors are not named")
-for _spk, _role, _gender in (("fillets-m", "small fish", "f"), ("fillets-v", "big fish", "m")):
-    SPEAKERS[_spk] = dict(
-        name=f"Fish Fillets NG Czech actor ({_role})", gender=_gender,
-        source="Fish Fillets NG Czech voices", url="http://fillets.sourceforge.net",
-        voice_dirs=[], packages=["fillets-ng-data-cs"], copyright=FILLETS_COPYRIGHT,
-        license="GPL-2.0-only", license_url="https://www.gnu.org/licenses/old-licenses/gpl-2.0.html",
-        note="GPL-2: a file containing this voice (a mixture included) is distributed under the"
-             " GPL-2 terms, with its copyright notice.")
-FILLETS_SPEAKER = {"m": "fillets-m", "v": "fillets-v"}
-FILLETS_NAME = re.compile(r"^(?:[a-z0-9]+-)?([mv])-[^-]+$")
-
-# codec2's speech samples (codec2-examples 1.0.5-1, /usr/share/codec2/{raw,wav}/; copyright:
-# "Files: ... raw/* ... wav/*", "Copyright 2007-2019 David Rowe", LGPL-2.1). The package documents
-# neither the talkers nor the recordings, so the talkers are taken from the file names, one per
-# name (the amateur-radio call signs ve9qrp, vk5qi, g3plx, vk2tpm are over-the-air recordings).
-# Kept: one file per recording, checked by cross-correlation (wav/ repeats most of raw/; hts1a and
-# hts2a are the first halves of hts1 and hts2; ve9qrp_10s is the first 10 s of ve9qrp; wav/all.wav
-# is a compilation; f2400/m2400 are forig/morig through a 2400 bit/s codec). Dropped too: modem
-# signals (700d_end_over, testframes_700d, test_datac1_006), sine tests and wia_16kHz (1 s).
-CODEC2_CLIPS = {
-    "raw/big_dog.raw": "bigdog", "raw/cq_ref.raw": "cqref", "raw/cross.raw": "cross",
-    "raw/forig.raw": "forig", "raw/g3plx.raw": "g3plx", "raw/hts1.raw": "hts1",
-    "raw/hts2.raw": "hts2", "raw/kristoff.raw": "kristoff", "raw/mmt1.raw": "mmt1",
-    "raw/morig.raw": "morig", "raw/ve9qrp_10s.raw": "ve9qrp", "raw/vk5qi.raw": "vk5qi",
-    "raw/speech_orig_16k.wav": "speechorig", "wav/david4.wav": "david4",
-    "wav/vk2tpm_004.wav": "vk2tpm",
-}
-for _talker in sorted(set(CODEC2_CLIPS.values())):
-    SPEAKERS[f"codec2-{_talker}"] = dict(
-        name=f"codec2 sample talker '{_talker}' (from the file name)", gender="?",
-        source="codec2 speech samples", url="https://github.com/drowe67/codec2",
-        voice_dirs=[], packages=["codec2-examples"], copyright="2007-2019 David Rowe",
-        license="LGPL-2.1-or-later", license_url="https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html",
-        test_only="tt_codec2")
-VOICE_DIRS = {d: spk for spk, info in SPEAKERS.items() for d in info["voice_dirs"]}
-DEFAULT_UNSEEN = ("armelle", "july")
 
 # Non-speech files, by name (relative path inside a voice folder, without extension). Found by
 # listing the packages and checking the suspicious ones' spectra (pure tones have a spectral
@@ -245,20 +95,40 @@ DROP_RULES = (
     ("jingle", re.compile(r"jingle|(^|/)confbridge-(join|leave)$")),
     ("non-speech", re.compile(r"(^|/)tt-monkeys$|(^|/)moh/|music")),
 )
+DROP_WHY = {  # the explanations of the drop reasons in corpus.json
+    "silence": "silence/* files (digital silence) dropped by name",
+    "beep": "beep sounds dropped by name",
+    "tone": "tone sounds (ascending/descending-2tone) dropped by name",
+    "dtmf": "DTMF tones dropped by name",
+    "jingle": "jingles (spy-jingle, confbridge-join/leave tones) dropped by name",
+    "non-speech": "non-speech recordings (tt-monkeys: monkey sounds) dropped by name",
+    "other-character": "Fish Fillets lines of characters other than the two fish, and sound "
+                       "effects",
+    "codec2-unlisted": "codec2 files that are not speech or repeat another file (CODEC2_CLIPS)",
+    "not_in_train_pool": "speakers left out of the training pool (train_speakers)",
+    "corrupt": "unreadable or empty files",
+    "multichannel": "not mono",
+    "silent": "shorter than {min_prompt} s after trimming silence",
+    "short_remainder": "last short pieces of a speaker/split group that could not be joined",
+}
 
-
-class CorpusError(RuntimeError):
-    """A user-facing error: the message says what to do."""
+_DATA = DEFAULTS["data"]  # the recipe's defaults: the corpus sizes, seed, rate and speakers
 
 
 @dataclass
 class CorpusConfig:
-    n_tr: int = 4000
-    n_cv: int = 400
-    n_tt: int = 400
-    n_src: int = 2
-    seed: int = 0
-    sample_rate: int = 8000
+    """How the corpus is built; its fields (with the source) identify a build.
+
+    The sizes (``n_tr``, ``n_cv``, ``n_tt``), ``n_src``, ``seed``, ``sample_rate`` and
+    ``train_speakers`` default to the recipe's ``data`` section (``config.DEFAULTS``).
+    """
+
+    n_tr: int = _DATA["n_tr"]
+    n_cv: int = _DATA["n_cv"]
+    n_tt: int = _DATA["n_tt"]
+    n_src: int = _DATA["n_src"]
+    seed: int = _DATA["corpus_seed"]
+    sample_rate: int = _DATA["sample_rate"]
     mode: str = "min"
     min_len: float = 2.5  # utterance length range, seconds
     max_len: float = 5.0
@@ -271,7 +141,8 @@ class CorpusConfig:
     max_snr_db: float = 5.0
     # Speakers of tr/cv/tt (None: every speaker found that is not held out), and the speakers held
     # out for tt_unseen; codec2 talkers always go to tt_codec2.
-    train_speakers: Optional[tuple] = None
+    train_speakers: Optional[tuple] = (None if _DATA["train_speakers"] is None
+                                       else tuple(_DATA["train_speakers"]))
     unseen_speakers: tuple = DEFAULT_UNSEEN
     n_unseen: Optional[int] = None  # mixtures of tt_unseen (None: n_tt)
     n_codec2: Optional[int] = None  # mixtures of tt_codec2 (None: min(n_tt, 100); 37 utterances)
@@ -302,7 +173,7 @@ class CorpusConfig:
 
     @property
     def wav_dir(self) -> str:
-        return f"wav{self.sample_rate // 1000}k/{self.mode}"
+        return wav_dir(self.sample_rate, self.mode)
 
 
 @dataclass
@@ -348,7 +219,7 @@ def stable_int(key: str) -> int:
 
 def assign_split(key: str, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
     """Deterministic split from a SHA-256 of ``key`` (not Python's salted ``hash``)."""
-    h = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:13], 16) / float(16 ** 13)
+    h = stable_int(key) / float(16 ** 13)
     acc = 0.0
     for split, frac in zip(SPLITS, fractions):
         acc += frac
@@ -358,6 +229,7 @@ def assign_split(key: str, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
 
 
 def drop_reason(rel: str) -> Optional[str]:
+    """The :data:`DROP_RULES` reason a file is not speech, from its name (``None``: keep it)."""
     stem = str(Path(rel).with_suffix("")).replace(os.sep, "/").lower()
     for reason, rx in DROP_RULES:
         if rx.search(stem):
@@ -538,78 +410,96 @@ def make_utterances(prompts: Sequence[Prompt], cfg: CorpusConfig, stats: Counter
     """
     from tqdm import tqdm
 
-    sr = cfg.sample_rate
-    min_n, max_n = int(cfg.min_len * sr), int(cfg.max_len * sr)
     groups: Dict[tuple, List[Prompt]] = defaultdict(list)
     for p in prompts:
         groups[(p.speaker, p.split)].append(p)
-
     out: Dict[str, List[Utterance]] = {s: [] for s in ALL_SPLITS}
-    counters: Counter = Counter()
     bar = tqdm(total=len(prompts), desc="prompts", unit="file", disable=None if progress else True)
     for (spk, split) in sorted(groups):
-        # One random stream per group: a group's utterances do not depend on the other speakers.
-        rng = np.random.default_rng([cfg.seed, 1, stable_int(f"{spk}/{split}")])
-        made: List[Utterance] = []
-        buf: List[np.ndarray] = []
-        buf_src: List[str] = []
-        buf_len = 0
-
-        def emit(chunks, srcs):
-            counters[(spk, split)] += 1
-            uid = f"{spk}-{split}{counters[(spk, split)] - 1:04d}"
-            made.append(Utterance(uid, spk, split, to_int16(np.concatenate(chunks)), list(srcs)))
-
-        for p in groups[(spk, split)]:
-            bar.update(1)
-            x, reason = clean_prompt(p, cfg, stats)
-            if x is None:
-                dropped[reason].append(p.source_id)
-                continue
-            stats["prompts_used"] += 1
-            stats["prompt_seconds_used"] += len(x) / sr
-            pieces = cut_long(x, cfg) if len(x) > max_n else [x]
-            if len(pieces) > 1:
-                stats["prompts_cut"] += 1
-            for k, piece in enumerate(pieces):
-                if len(pieces) > 1:
-                    piece = trim_silence(piece, sr, top_db=cfg.top_db)
-                    if len(piece) < cfg.min_prompt * sr:
-                        continue
-                src = p.source_id if len(pieces) == 1 else f"{p.source_id}#{k}"
-                n = len(piece)
-                if n >= min_n:
-                    emit([piece], [src])
-                    continue
-                if buf:
-                    gap = int(round(rng.uniform(cfg.gap_min, cfg.gap_max) * sr))
-                    gap = max(0, min(gap, max_n - buf_len - n))
-                    buf.append(np.zeros(gap, np.float32))
-                    buf_len += gap
-                buf.append(piece)
-                buf_src.append(src)
-                buf_len += n
-                if buf_len >= min_n:
-                    emit(buf, buf_src)
-                    stats["utterances_joined"] += 1
-                    buf, buf_src, buf_len = [], [], 0
-        if buf:  # short remainder
-            if made:
-                u = made[-1]
-                gap = int(round(cfg.gap_min * sr))
-                if u.n_samples + gap + buf_len <= max_n:
-                    tail = to_int16(np.concatenate(buf))
-                    u.audio = np.concatenate([u.audio, np.zeros(gap, np.int16), tail])
-                    u.sources.extend(buf_src)
-                    buf = []
-            if buf:
-                stats["remainder_seconds_dropped"] += buf_len / sr
-                dropped["short_remainder"].extend(buf_src)
-        out[split].extend(made)
+        out[split].extend(_group_utterances(groups[(spk, split)], cfg, stats, dropped, bar))
     bar.close()
     for split in ALL_SPLITS:
         out[split].sort(key=lambda u: u.utt_id)
     return out
+
+
+def _group_utterances(group: Sequence[Prompt], cfg: CorpusConfig, stats: Counter, dropped: dict,
+                      bar) -> List[Utterance]:
+    """The utterances of one speaker/split group (all its prompts share speaker and split)."""
+    spk, split = group[0].speaker, group[0].split
+    sr = cfg.sample_rate
+    min_n, max_n = int(cfg.min_len * sr), int(cfg.max_len * sr)
+    # One random stream per group: a group's utterances do not depend on the other speakers.
+    rng = np.random.default_rng([cfg.seed, 1, stable_int(f"{spk}/{split}")])
+    made: List[Utterance] = []
+    buf: List[np.ndarray] = []
+    buf_src: List[str] = []
+    buf_len = 0
+
+    def emit(chunks, srcs):
+        uid = f"{spk}-{split}{len(made):04d}"
+        made.append(Utterance(uid, spk, split, to_int16(np.concatenate(chunks)), list(srcs)))
+
+    for p in group:
+        bar.update(1)
+        for src, piece in _prompt_pieces(p, cfg, stats, dropped):
+            n = len(piece)
+            if n >= min_n:
+                emit([piece], [src])
+                continue
+            if buf:
+                gap = int(round(rng.uniform(cfg.gap_min, cfg.gap_max) * sr))
+                gap = max(0, min(gap, max_n - buf_len - n))
+                buf.append(np.zeros(gap, np.float32))
+                buf_len += gap
+            buf.append(piece)
+            buf_src.append(src)
+            buf_len += n
+            if buf_len >= min_n:
+                emit(buf, buf_src)
+                stats["utterances_joined"] += 1
+                buf, buf_src, buf_len = [], [], 0
+    if buf:
+        _add_remainder(made, buf, buf_src, buf_len, cfg, stats, dropped)
+    return made
+
+
+def _prompt_pieces(p: Prompt, cfg: CorpusConfig, stats: Counter,
+                   dropped: dict) -> List[Tuple[str, np.ndarray]]:
+    """``(source id, audio)`` of each usable piece of prompt ``p``: the cleaned prompt, or the
+    trimmed pieces of :func:`cut_long` when it is longer than ``max_len``. Unusable prompts and
+    pieces are dropped (counted in ``dropped``)."""
+    sr = cfg.sample_rate
+    x, reason = clean_prompt(p, cfg, stats)
+    if x is None:
+        dropped[reason].append(p.source_id)
+        return []
+    stats["prompts_used"] += 1
+    stats["prompt_seconds_used"] += len(x) / sr
+    if len(x) <= int(cfg.max_len * sr):
+        return [(p.source_id, x)]
+    pieces = cut_long(x, cfg)  # two or more
+    stats["prompts_cut"] += 1
+    trimmed = [(f"{p.source_id}#{k}", trim_silence(piece, sr, top_db=cfg.top_db))
+               for k, piece in enumerate(pieces)]
+    return [(src, piece) for src, piece in trimmed if len(piece) >= cfg.min_prompt * sr]
+
+
+def _add_remainder(made: List[Utterance], buf, buf_src, buf_len: int, cfg: CorpusConfig,
+                   stats: Counter, dropped: dict):
+    """A group's last short pieces: appended to its last utterance when that stays within
+    ``max_len``, otherwise dropped (counted)."""
+    sr = cfg.sample_rate
+    if made:
+        u = made[-1]
+        gap = int(round(cfg.gap_min * sr))
+        if u.n_samples + gap + buf_len <= int(cfg.max_len * sr):
+            tail = to_int16(np.concatenate(buf))
+            u.audio = np.concatenate([u.audio, np.zeros(gap, np.int16), tail])
+            u.sources.extend(buf_src)
+            return
+    stats["remainder_seconds_dropped"] += buf_len / sr
+    dropped["short_remainder"].extend(buf_src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -664,6 +554,7 @@ MANAGED = ("wav8k", "wav16k", "utterances", "json", "licenses", "mixtures.csv", 
 
 
 def tree_fingerprint(roots: Iterable) -> str:
+    """Source id of a tree (``--src_dir``): a hash of its file names and sizes."""
     h = hashlib.sha256()
     for root in roots:
         root = Path(root)
@@ -683,102 +574,25 @@ def corpus_hash(cfg: CorpusConfig, out, source_id: str) -> str:
     return config_hash({"content": content_hash(cfg, source_id), "out": os.path.abspath(out)})
 
 
-def _parse_dep5(text: str) -> List[dict]:
-    """Paragraphs of a DEP-5 copyright file: first lines of Files/Copyright/License fields."""
-    paras = []
-    for block in re.split(r"\n\s*\n", text):
-        fields = {}
-        for line in block.splitlines():
-            m = re.match(r"^(Files|Copyright|License|Upstream-Name|Source):\s*(.*)$", line)
-            if m:
-                fields.setdefault(m.group(1), m.group(2).strip())
-        if "Files" in fields or "Upstream-Name" in fields:
-            paras.append(fields)
-    return paras
-
-
-def find_copyright_files(roots: Iterable) -> Dict[str, Path]:
-    found = {}
-    for root in roots:
-        for p in sorted(Path(root).rglob("copyright")):
-            if p.parent.parent.name == "doc" and p.is_file():
-                found.setdefault(p.parent.name, p)
-    return found
-
-
-def licenses_md(speakers_used: Sequence[str], copyright_files: Dict[str, Path],
-                provenance: Optional[dict], speakers_per_split: Optional[dict] = None) -> str:
-    lines = [
-        "# Licenses of the embedded speech corpus",
-        "",
-        "This corpus is an adaptation of voice recordings (Asterisk voice prompts, the Czech",
-        "voices of Fish Fillets NG, codec2's speech samples) from the Debian packages listed below.",
-        "Changes made: leading/trailing silence trimmed, internal pauses longer than the",
-        "configured maximum shortened, long prompts cut into pieces, short prompts of one",
-        "speaker concatenated with short silences, sample rate converted where needed, and",
-        "utterances of different speakers mixed at random relative levels and rescaled.",
-        "The original recordings are not endorsed by their authors for this use.",
-        "",
-        "Every file keeps the license of the recordings it contains. A mixture that contains a",
-        "CC BY-SA source is an adaptation that must be shared under the same license (ShareAlike);",
-        "one that contains a GPL-2 source (July E. Jiménez, the Fish Fillets actors) is distributed",
-        "under the GPL-2 terms.",
-        "",
-        "## Voices",
-        "",
-    ]
-    for spk in speakers_used:
-        info = SPEAKERS.get(spk)
-        if info is None:
-            lines += [f"### {spk}", "", "Unknown voice: check the license of its source files.", ""]
-            continue
-        lines += [f"### {info['name']} (speaker id `{spk}`)", ""]
-        if info.get("voice_dirs"):
-            lines.append(f"- Voice folders: {', '.join(info['voice_dirs'])}")
-        lines += [
-            f"- Source: {info.get('source', 'Asterisk voice prompts')}",
-            f"- Debian packages: {', '.join(info['packages'])}",
-            f"- Copyright: {info['copyright']}",
-            f"- License: {info['license']} <{info['license_url']}>",
-        ]
-        if info.get("note"):
-            lines.append(f"- {info['note']}")
-        lines.append("")
-    if speakers_per_split:
-        lines += ["## Speakers per split", "",
-                  "tr/cv/tt: the training pool (tt: seen-speaker test); tt_unseen, tt_codec2: speakers",
-                  "that are in no training or validation mixture (unseen-speaker tests).", ""]
-        lines += [f"- `{split}`: {', '.join(spks)}" for split, spks in speakers_per_split.items()]
-        lines.append("")
-    lines += ["## Source copyright files", "",
-              "Copied to `licenses/<package>.copyright`. Their license paragraphs:", ""]
-    for pkg, path in sorted(copyright_files.items()):
-        lines.append(f"### {pkg}")
-        lines.append("")
-        text = path.read_text(errors="replace")
-        paras = _parse_dep5(text)
-        for para in paras:
-            desc = "; ".join(f"{k}: {v}" for k, v in para.items())
-            lines.append(f"- {desc}")
-        if not paras:  # a free-form copyright file: its authorship and licence lines
-            lines.append(f"- Free-form copyright file (read `licenses/{pkg}.copyright`); its key lines:")
-            for line in text.splitlines():
-                if re.search(r"copyright|author|voice|licen[cs]e|version 2", line, re.I):
-                    lines.append(f"  - {line.strip()}")
-        lines.append("")
-    if provenance and provenance.get("debs"):
-        lines += ["## Package files", ""]
-        for d in provenance["debs"]:
-            lines.append(f"- `{d['file']}` sha256 `{d['sha256']}`")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
                  source_id: Optional[str] = None, provenance: Optional[dict] = None,
                  progress: bool = True) -> dict:
-    """Build the corpus from prompt trees ``roots`` into ``out``. Idempotent: returns the
-    existing ``corpus.json`` content when the completion marker matches the config."""
+    """Build the corpus from prompt trees into ``out``.
+
+    Idempotent and resumable: when the completion marker matches the config nothing is done, a
+    crashed build of the same config is resumed, anything else in ``out`` is rebuilt.
+
+    Args:
+        roots: extracted packages or any trees of prompt files (:func:`locate_prompt`).
+        out: the corpus folder.
+        cfg: how to build (default :class:`CorpusConfig`).
+        source_id: what the sources are, for the build's identity (default: a hash of the trees).
+        provenance: recorded in ``corpus.json`` and ``LICENSES.md`` (the .debs and their hashes).
+        progress: show progress bars.
+
+    Returns:
+        The content of ``corpus.json``. Raises :class:`CorpusError` for unusable sources.
+    """
     cfg = cfg or CorpusConfig()
     out = Path(out).resolve()
     roots = [Path(r) for r in roots]
@@ -789,11 +603,64 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
     if state.begin() == "done":
         log.info("Corpus in %s is up to date (config %s): nothing to do.", out, chash)
         return json.loads((out / "corpus.json").read_text())
-    from tqdm import tqdm
-
     t0 = time.time()
-    sr = cfg.sample_rate
     stats: Counter = Counter()
+    utts, dropped, n_files = _make_split_utterances(roots, cfg, stats, progress)
+    splits = SPLITS + tuple(s for s in UNSEEN_SPLITS if utts[s])
+    build = _Build(out, cfg, state.resume, progress)
+    utt_path = _write_utterances(build, utts, splits)
+    split_stats, csv_rows = _write_mixtures(build, utts, splits, utt_path)
+    build.write_manifests()
+    _write_csv(build, csv_rows)
+    speakers_used, per_split = _write_licenses(build, roots, utts, splits, provenance)
+    corpus = _corpus_record(cfg, source_id, provenance, utts, split_stats, per_split, speakers_used,
+                            stats, dropped, n_files)
+    build.keep.append(atomic_write_json(out / "corpus.json", corpus))
+    state.prune(build.keep)
+    state.finish({"corpus": corpus["name"], "content_hash": corpus["config_hash"]})
+    log.info("Corpus built in %s in %.1f s: %s", out, time.time() - t0,
+             ", ".join(f"{s} {v['n_mixtures']} mixtures / {v['hours_mixtures']:.2f} h"
+                       for s, v in split_stats.items()))
+    return json.loads(json.dumps(corpus))  # as read back from corpus.json
+
+
+@dataclass
+class _Build:
+    """A build in progress: where and how it writes, and the files it wrote (the others under
+    :data:`MANAGED` are pruned at the end)."""
+
+    out: Path
+    cfg: CorpusConfig
+    resume: bool  # keep the files already there (a resumed build of the same config)
+    progress: bool
+    keep: List[Path] = field(default_factory=list)
+    manifests: Dict[Tuple[str, str], list] = field(default_factory=dict)  # (split, name) -> list
+
+    def wav(self, path: Path, x: np.ndarray) -> Path:
+        write_wav(path, x, self.cfg.sample_rate, skip_existing=self.resume)
+        self.keep.append(path)
+        return path
+
+    def write_manifests(self):
+        """``json/<split>/<name>.json``, written once every file they list is."""
+        for (split, name), obj in self.manifests.items():
+            indent = 1 if name == "utterances" else None
+            self.keep.append(atomic_write_json(self.out / "json" / split / f"{name}.json", obj,
+                                               indent=indent))
+
+    def bar(self, items, desc: str, unit: str):
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit=unit, disable=None if self.progress else True)
+
+
+def _make_split_utterances(roots: Sequence[Path], cfg: CorpusConfig, stats: Counter,
+                           progress: bool):
+    """Scan the trees, assign the splits and make the utterances.
+
+    Returns:
+        ``(utterances per split, dropped: reason -> source ids, number of audio files seen)``.
+    """
     dropped: Dict[str, List[str]] = defaultdict(list)
     prompts, dropped = scan_prompt_tree(roots, cfg.split_fractions, dropped)
     n_files = len(prompts) + sum(len(v) for v in dropped.values())
@@ -802,133 +669,141 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
     log.info("Found %d audio files, %d after dropping non-speech by name.", n_files, len(prompts))
     prompts = assign_splits(prompts, cfg, dropped)
     utts = make_utterances(prompts, cfg, stats, dropped, progress=progress)
-    splits = SPLITS + tuple(s for s in UNSEEN_SPLITS if utts[s])
     for reason in ("corrupt", "multichannel"):
         if dropped.get(reason):
             log.warning("Skipped %d %s file(s): %s", len(dropped[reason]), reason,
                         ", ".join(dropped[reason][:10]))
+    return utts, dropped, n_files
 
-    keep: List[Path] = []
-    skip = state.resume
-    # Single-speaker utterances
+
+def _write_utterances(build: _Build, utts: Dict[str, List[Utterance]],
+                      splits: Sequence[str]) -> Dict[str, Path]:
+    """Write the single-speaker utterances (and list them in ``build.manifests``).
+
+    Returns:
+        utterance id -> its file (the sources of ``mixtures.csv``).
+    """
     utt_path: Dict[str, Path] = {}
-    manifests = {}
     for split in splits:
         records = []
-        for u in tqdm(utts[split], desc=f"utterances {split}", unit="utt",
-                      disable=None if progress else True):
-            p = out / "utterances" / split / u.speaker / f"{u.utt_id}.wav"
-            write_wav(p, u.audio, sr, skip_existing=skip)
-            keep.append(p)
+        for u in build.bar(utts[split], f"utterances {split}", "utt"):
+            p = build.wav(build.out / "utterances" / split / u.speaker / f"{u.utt_id}.wav", u.audio)
             utt_path[u.utt_id] = p
             records.append({"path": str(p), "speaker": u.speaker, "n_samples": u.n_samples,
                             "utt_id": u.utt_id, "sources": u.sources})
-        manifests[(split, "utterances")] = records
+        build.manifests[(split, "utterances")] = records
+    return utt_path
 
-    # Mixtures
-    src_names = [f"s{i + 1}" for i in range(cfg.n_src)]
-    csv_rows = []
-    split_stats = {}
+
+def _write_mixtures(build: _Build, utts: Dict[str, List[Utterance]], splits: Sequence[str],
+                    utt_path: Dict[str, Path]) -> Tuple[Dict[str, dict], List[dict]]:
+    """Draw, mix and write each split's mixtures (and list them in ``build.manifests``).
+
+    Returns:
+        ``(split -> its statistics for corpus.json, the rows of mixtures.csv)``.
+    """
+    cfg = build.cfg
+    names = ["mix"] + src_names(cfg.n_src)
+    csv_rows, split_stats = [], {}
     for split in splits:
         rng = np.random.default_rng([cfg.seed, 2, ALL_SPLITS.index(split)])
         plans = plan_mixtures(utts[split], cfg.n_mix(split), cfg.n_src, rng, cfg.max_snr_db, split)
-        lists = {k: [] for k in ["mix"] + src_names}
-        spk_count: Counter = Counter()
-        total = 0
-        for plan in tqdm(plans, desc=f"mixtures {split}", unit="mix",
-                         disable=None if progress else True):
-            mix_q, srcs_q = mix_sources([from_int16(u.audio) for u in plan.utts], plan.gains_db,
-                                        mode=cfg.mode)
-            n = len(mix_q)
-            base = out / cfg.wav_dir / split
-            for name, sig in zip(["mix"] + src_names, [mix_q] + srcs_q):
-                p = base / name / f"{plan.mix_id}.wav"
-                write_wav(p, sig, sr, skip_existing=skip)
-                keep.append(p)
-                lists[name].append([str(p), n])
-            total += n
-            for u in plan.utts:
-                spk_count[u.speaker] += 1
-            row = {"split": split, "mix_id": plan.mix_id, "n_samples": n,
-                   "snr_db": f"{plan.gains_db[0] - plan.gains_db[1]:.4f}"}
-            for name, u, g in zip(src_names, plan.utts, plan.gains_db):
-                row[f"{name}_path"] = os.path.relpath(utt_path[u.utt_id], out)
-                row[f"{name}_speaker"] = u.speaker
-                row[f"{name}_gain_db"] = f"{g:.4f}"
+        lists = {k: [] for k in names}
+        for plan in build.bar(plans, f"mixtures {split}", "mix"):
+            row = _write_mixture(build, split, plan, utt_path, lists)
             csv_rows.append(row)
         for name, lst in lists.items():
-            manifests[(split, name)] = lst
-        u_total = sum(u.n_samples for u in utts[split])
-        split_stats[split] = {
-            "n_mixtures": len(plans),
-            "hours_mixtures": round(total / sr / 3600, 4),
-            "n_utterances": len(utts[split]),
-            "hours_utterances": round(u_total / sr / 3600, 4),
-            "utterances_per_speaker": dict(sorted(Counter(u.speaker for u in utts[split]).items())),
-            "mixtures_per_speaker": dict(sorted(spk_count.items())),
-            "mean_mixture_seconds": round(total / sr / max(1, len(plans)), 3),
-            "minutes_per_speaker": {
-                spk: round(sum(u.n_samples for u in utts[split] if u.speaker == spk) / sr / 60, 2)
-                for spk in sorted({u.speaker for u in utts[split]})},
-        }
+            build.manifests[(split, name)] = lst
+        split_stats[split] = _split_stats(utts[split], plans, [n for _, n in lists["mix"]],
+                                          cfg.sample_rate)
+    return split_stats, csv_rows
 
-    for (split, name), obj in manifests.items():
-        p = out / "json" / split / f"{name}.json"
-        atomic_write_json(p, obj, indent=None if name != "utterances" else 1)
-        keep.append(p)
 
-    # CSV
+def _write_mixture(build: _Build, split: str, plan: MixturePlan, utt_path: Dict[str, Path],
+                   lists: Dict[str, list]) -> dict:
+    """Mix ``plan``, write the mixture and its sources and add them to the manifest ``lists``.
+
+    Returns:
+        Its row of ``mixtures.csv``.
+    """
+    mix_q, srcs_q = mix_sources([from_int16(u.audio) for u in plan.utts], plan.gains_db,
+                                mode=build.cfg.mode)
+    n = len(mix_q)
+    base = build.out / build.cfg.wav_dir / split
+    for name, sig in zip(lists, [mix_q] + srcs_q):
+        p = build.wav(base / name / f"{plan.mix_id}.wav", sig)
+        lists[name].append([str(p), n])
+    row = {"split": split, "mix_id": plan.mix_id, "n_samples": n,
+           "snr_db": f"{plan.gains_db[0] - plan.gains_db[1]:.4f}"}
+    for name, u, g in zip(src_names(build.cfg.n_src), plan.utts, plan.gains_db):
+        row[f"{name}_path"] = os.path.relpath(utt_path[u.utt_id], build.out)
+        row[f"{name}_speaker"] = u.speaker
+        row[f"{name}_gain_db"] = f"{g:.4f}"
+    return row
+
+
+def _write_csv(build: _Build, rows: List[dict]):
+    """``mixtures.csv``: each mixture's utterances (paths relative to the corpus) and levels."""
     fields = ["split", "mix_id", "n_samples", "snr_db"]
-    for name in src_names:
+    for name in src_names(build.cfg.n_src):
         fields += [f"{name}_path", f"{name}_speaker", f"{name}_gain_db"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(csv_rows)
-    keep.append(atomic_write_text(out / "mixtures.csv", buf.getvalue()))
+    build.keep.append(atomic_write_csv(build.out / "mixtures.csv", rows, fields, lineterminator="\n"))
 
-    # Licenses
+
+def _split_stats(pool: Sequence[Utterance], plans: Sequence[MixturePlan], lengths: Sequence[int],
+                 sr: int) -> dict:
+    """A split's entry in ``corpus.json``: sizes, hours, and how much of each speaker."""
+    total = sum(lengths)
+    speakers = sorted({u.speaker for u in pool})
+    return {
+        "n_mixtures": len(plans),
+        "hours_mixtures": round(total / sr / 3600, 4),
+        "n_utterances": len(pool),
+        "hours_utterances": round(sum(u.n_samples for u in pool) / sr / 3600, 4),
+        "utterances_per_speaker": dict(sorted(Counter(u.speaker for u in pool).items())),
+        "mixtures_per_speaker": dict(sorted(Counter(u.speaker for p in plans
+                                                    for u in p.utts).items())),
+        "mean_mixture_seconds": round(total / sr / max(1, len(plans)), 3),
+        "minutes_per_speaker": {
+            spk: round(sum(u.n_samples for u in pool if u.speaker == spk) / sr / 60, 2)
+            for spk in speakers},
+    }
+
+
+def _write_licenses(build: _Build, roots: Sequence[Path], utts: Dict[str, List[Utterance]],
+                    splits: Sequence[str], provenance: Optional[dict]):
+    """Copy the packages' copyright files to ``licenses/`` and write ``LICENSES.md``.
+
+    Returns:
+        ``(speakers used, split -> its speakers)``.
+    """
     speakers_used = sorted({u.speaker for s in splits for u in utts[s]})
     cfiles = find_copyright_files(roots)
     for pkg, path in sorted(cfiles.items()):
-        keep.append(atomic_write_bytes(out / "licenses" / f"{pkg}.copyright", path.read_bytes()))
+        build.keep.append(atomic_write_bytes(build.out / "licenses" / f"{pkg}.copyright",
+                                             path.read_bytes()))
     per_split = {s: sorted({u.speaker for u in utts[s]}) for s in splits}
     seen = set(per_split["tr"]) | set(per_split["cv"])
     for s_ in UNSEEN_SPLITS:
         if seen & set(per_split.get(s_, ())):  # cannot happen: assign_splits moves whole speakers
             raise RuntimeError(f"{s_} shares speakers with tr/cv: {sorted(seen & set(per_split[s_]))}")
-    keep.append(atomic_write_text(out / "LICENSES.md",
-                                  licenses_md(speakers_used, cfiles, provenance, per_split)))
+    build.keep.append(atomic_write_text(build.out / "LICENSES.md",
+                                        licenses_md(speakers_used, cfiles, provenance, per_split)))
+    return speakers_used, per_split
 
-    # Stats
-    drop_summary = {
-        reason: {"count": len(v), "examples": sorted(v)[:8]}
-        for reason, v in sorted(dropped.items())
-    }
-    drop_why = {
-        "silence": "silence/* files (digital silence) dropped by name",
-        "beep": "beep sounds dropped by name",
-        "tone": "tone sounds (ascending/descending-2tone) dropped by name",
-        "dtmf": "DTMF tones dropped by name",
-        "jingle": "jingles (spy-jingle, confbridge-join/leave tones) dropped by name",
-        "non-speech": "non-speech recordings (tt-monkeys: monkey sounds) dropped by name",
-        "other-character": "Fish Fillets lines of characters other than the two fish, and sound "
-                           "effects",
-        "codec2-unlisted": "codec2 files that are not speech or repeat another file (CODEC2_CLIPS)",
-        "not_in_train_pool": "speakers left out of the training pool (train_speakers)",
-        "corrupt": "unreadable or empty files",
-        "multichannel": "not mono",
-        "silent": f"shorter than {cfg.min_prompt} s after trimming silence",
-        "short_remainder": "last short pieces of a speaker/split group that could not be joined",
-    }
-    for reason in drop_summary:
-        drop_summary[reason]["why"] = drop_why.get(reason, reason)
-    corpus = {
+
+def _corpus_record(cfg: CorpusConfig, source_id: str, provenance: Optional[dict],
+                   utts: Dict[str, List[Utterance]], split_stats: Dict[str, dict],
+                   per_split: Dict[str, List[str]], speakers_used: Sequence[str], stats: Counter,
+                   dropped: Dict[str, List[str]], n_files: int) -> dict:
+    """The content of ``corpus.json``: the build's identity and config, each split's statistics,
+    the speakers and their licences, what was dropped and why."""
+    return {
         "name": "asterisk-prompts-{}mix".format(cfg.n_src),
         "version": CORPUS_VERSION,
         "config_hash": content_hash(cfg, source_id),
         "config": asdict(cfg),
-        "sample_rate": sr,
+        "sample_rate": cfg.sample_rate,
         "mode": cfg.mode,
         "n_src": cfg.n_src,
         "splits": split_stats,
@@ -936,9 +811,19 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
         "train_speakers": sorted({u.speaker for s in SPLITS for u in utts[s]}),
         "unseen_speakers": sorted({u.speaker for s in UNSEEN_SPLITS for u in utts[s]}),
         "hours_total_mixtures": round(sum(s["hours_mixtures"] for s in split_stats.values()), 4),
-        "speakers": {s: {k: v for k, v in SPEAKERS.get(s, {"name": s}).items()}
-                     for s in speakers_used},
+        "speakers": {s: dict(SPEAKERS.get(s, {"name": s})) for s in speakers_used},
         "files_seen": n_files,
+        **_build_stats(stats),
+        "dropped": _drop_summary(dropped, cfg.min_prompt),
+        "source": source_id,
+        "provenance": provenance or {},
+        "licenses": license_records(speakers_used),
+    }
+
+
+def _build_stats(stats: Counter) -> dict:
+    """What cleaning and joining did, for ``corpus.json``."""
+    return {
         "prompts_used": int(stats["prompts_used"]),
         "prompt_hours_used": round(stats["prompt_seconds_used"] / 3600, 4),
         "prompts_cut": int(stats["prompts_cut"]),
@@ -947,110 +832,31 @@ def build_corpus(roots: Sequence, out, cfg: Optional[CorpusConfig] = None,
         "seconds_trimmed": round(stats["trimmed_seconds"], 2),
         "pause_seconds_removed": round(stats["pause_seconds_removed"], 2),
         "remainder_seconds_dropped": round(stats["remainder_seconds_dropped"], 2),
-        "dropped": drop_summary,
-        "source": source_id,
-        "provenance": provenance or {},
-        "licenses": [
-            {"title": f"{SPEAKERS[s].get('source', 'Asterisk voice prompts')}: {SPEAKERS[s]['name']}",
-             "title_link": "https://packages.debian.org/" + SPEAKERS[s]["packages"][0],
-             "author": SPEAKERS[s]["copyright"], "author_link": SPEAKERS[s]["url"],
-             "license": SPEAKERS[s]["license"],
-             "license_link": SPEAKERS[s]["license_url"], "non_commercial": False}
-            for s in speakers_used if s in SPEAKERS
-        ],
     }
-    keep.append(atomic_write_json(out / "corpus.json", corpus))
-    state.prune(keep)
-    state.finish({"corpus": corpus["name"], "content_hash": corpus["config_hash"]})
-    log.info("Corpus built in %s in %.1f s: %s", out, time.time() - t0,
-             ", ".join(f"{s} {v['n_mixtures']} mixtures / {v['hours_mixtures']:.2f} h"
-                       for s, v in split_stats.items()))
-    return json.loads(json.dumps(corpus))  # as read back from corpus.json
 
 
-# --------------------------------------------------------------------------------------------
-# Debian packages
-# --------------------------------------------------------------------------------------------
-NO_APT_HINT = (
-    "Fetch the packages with `make debs` (apt-get download into ~/.cache/twostep-asteroid/debs, "
-    "the recipe's --deb_cache), or put the .deb files of {pkgs} into --deb_cache yourself, or pass "
-    "an already extracted tree with --src_dir, or build from WSJ0 instead: "
-    "python -m twostep_asteroid.data.wsj0mix --out DIR (--wsj0_dir PATH | --wsj0mix_dir PATH). "
-    "Without apt-get and dpkg (Debian/Ubuntu: part of the base system; elsewhere install the 'apt' "
-    "and 'dpkg' packages) only the last two work."
-)
-
-
-def _cached_deb(cache: Path, pkg: str) -> Optional[Path]:
-    found = sorted(cache.glob(f"{pkg}_*.deb"))
-    return found[-1] if found else None
-
-
-def fetch_debs(packages: Sequence[str], cache) -> List[Path]:
-    """Return the .deb of each package, downloading the missing ones with ``apt-get download``
-    (never installs), one package at a time so that an error names the package that cannot be
-    had. Downloads go to a temporary folder and are moved into the cache when complete, so an
-    interrupted download never leaves a partial .deb in the cache."""
-    cache = Path(cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in packages if _cached_deb(cache, p) is None]
-    if missing:
-        if shutil.which("apt-get") is None:
-            raise CorpusError(f"package(s) {', '.join(missing)} not in {cache}, and apt-get not found. "
-                              + NO_APT_HINT.format(pkgs=", ".join(missing)))
-        log.info("Downloading %s into %s", " ".join(missing), cache)
-        failed, updated = {}, False
-        with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
-            for pkg in missing:
-                def download():
-                    return subprocess.run(["apt-get", "download", pkg], cwd=tmp,
-                                          capture_output=True, text=True)
-
-                r = download()
-                if r.returncode != 0 and not updated:
-                    log.info("apt-get download %s failed (%s); running apt-get update once and "
-                             "retrying.", pkg, r.stderr.strip().splitlines()[-1:] or r.returncode)
-                    u = subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-                    updated = True
-                    if u.returncode != 0:
-                        log.warning("apt-get update failed: %s", u.stderr.strip()[-500:])
-                    r = download()
-                if r.returncode != 0:
-                    failed[pkg] = (r.stderr or r.stdout).strip()[-600:]
-                for f in sorted(Path(tmp).glob("*.deb")):
-                    os.replace(f, cache / f.name)
-        if failed:
-            raise CorpusError(
-                f"apt-get download failed for package(s) {', '.join(failed)}:\n"
-                + "\n".join(f"{k}: {v}" for k, v in failed.items()) + "\n"
-                + NO_APT_HINT.format(pkgs=", ".join(failed)))
-    debs = []
-    for p in packages:
-        d = _cached_deb(cache, p)
-        if d is None:
-            raise CorpusError(f"package {p} is not in {cache} after download. "
-                              + NO_APT_HINT.format(pkgs=p))
-        debs.append(d)
-    return debs
-
-
-def extract_debs(debs: Sequence[Path], dest) -> Path:
-    """``dpkg -x`` each .deb into ``dest`` (data files only; nothing is installed)."""
-    if shutil.which("dpkg") is None:
-        raise CorpusError("dpkg not found (needed for `dpkg -x`). "
-                          + NO_APT_HINT.format(pkgs=", ".join(d.name for d in debs)))
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for d in debs:
-        r = subprocess.run(["dpkg", "-x", str(d), str(dest)], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise CorpusError(f"dpkg -x {d} failed: {r.stderr.strip()[-800:]}\n"
-                              f"The file may be damaged: delete it from the cache and rerun.")
-    return dest
+def _drop_summary(dropped: Dict[str, List[str]], min_prompt: float) -> dict:
+    """reason -> count, a few examples and why (:data:`DROP_WHY`), for ``corpus.json``."""
+    return {reason: {"count": len(v), "examples": sorted(v)[:8],
+                     "why": DROP_WHY.get(reason, reason).format(min_prompt=min_prompt)}
+            for reason, v in sorted(dropped.items())}
 
 
 def build_from_debs(out, cfg: Optional[CorpusConfig] = None, deb_cache=None,
                     packages: Sequence[str] = PACKAGES, progress: bool = True) -> dict:
+    """Build the corpus from the Debian packages (:mod:`.debian`), as :func:`build_corpus` does.
+
+    Args:
+        out: the corpus folder.
+        cfg: how to build (default :class:`CorpusConfig`).
+        deb_cache: where the .debs are kept (default ``out/debs``); missing ones are downloaded.
+        packages: the packages to use.
+        progress: show progress bars.
+
+    Returns:
+        The content of ``corpus.json``. The packages are unpacked into a temporary folder, removed
+        afterwards; nothing is downloaded when the corpus is up to date.
+    """
     cfg = cfg or CorpusConfig()
     out = Path(out).resolve()
     deb_cache = Path(deb_cache) if deb_cache else out / "debs"
@@ -1081,10 +887,8 @@ def build_from_debs(out, cfg: Optional[CorpusConfig] = None, deb_cache=None,
 # --------------------------------------------------------------------------------------------
 def get_parser() -> argparse.ArgumentParser:
     d = CorpusConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m twostep_asteroid.data.prompts",
-        description="Build a wsj0-2mix-style corpus from voice recordings packaged by Debian.")
-    p.add_argument("--out", required=True, help="output folder")
+    p = builder_parser("prompts", "Build a wsj0-2mix-style corpus from voice recordings packaged "
+                       "by Debian.", "output folder")
     p.add_argument("--deb_cache", default=None, help="where the .debs are kept (default OUT/debs)")
     p.add_argument("--src_dir", action="append", default=None,
                    help="use an already extracted tree instead of the .debs (repeatable)")
@@ -1095,7 +899,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_src", type=int, default=d.n_src, choices=[2, 3])
     p.add_argument("--min_len", type=float, default=d.min_len)
     p.add_argument("--max_len", type=float, default=d.max_len)
-    p.add_argument("--train_speakers", default="",
+    p.add_argument("--train_speakers", default=",".join(d.train_speakers or ()),
                    help="comma-separated speaker ids of tr/cv/tt (default: every speaker not held out)")
     p.add_argument("--unseen_speakers", default=",".join(d.unseen_speakers),
                    help="comma-separated speaker ids held out for tt_unseen")
@@ -1110,7 +914,8 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+
+    def build():
         names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())
         cfg = CorpusConfig(n_tr=args.n_tr, n_cv=args.n_cv, n_tt=args.n_tt, n_src=args.n_src,
                            seed=args.seed, min_len=args.min_len, max_len=args.max_len,
@@ -1121,14 +926,8 @@ def main(argv=None) -> int:
             build_corpus(args.src_dir, args.out, cfg, progress=not args.no_progress)
         else:
             build_from_debs(args.out, cfg, args.deb_cache, progress=not args.no_progress)
-    except (CorpusError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except DiskFullError as e:
-        print(f"error: {e} The files already written are kept: the rerun resumes the build "
-              "(./run.sh --stage 0 --stop_stage 0).", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_build(build, (CorpusError, ValueError))
 
 
 if __name__ == "__main__":

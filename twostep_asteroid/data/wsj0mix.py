@@ -30,20 +30,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .audio_io import (
-    AudioError,
-    BuildState,
-    config_hash,
-    n_frames,
-    read_audio,
-    write_wav,
-)
-from ..fileio import DiskFullError, atomic_write_json
-from .mixing import mix_sources
+from ..config import DEFAULTS
+from ..fileio import atomic_write_json
+from .audio_io import AudioError, n_frames, read_audio, write_wav
+from .buildstate import BuildState, config_hash
+from .common import SPLITS, CorpusError, builder_parser, run_build, src_names, wav_dir
+from .mixing import CLIP_PEAK, mix_sources
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("tr", "cv", "tt")
+_DATA = DEFAULTS["data"]  # the recipe's defaults: n_src, sample_rate
 LISTS_URL_HINT = (
     "The standard mixture lists mix_{n}_spk_{{tr,cv,tt}}.txt come with MERL's wsj0-mix scripts, "
     "create-speaker-mixtures.zip (http://www.merl.com/demos/deep-clustering/"
@@ -51,7 +47,7 @@ LISTS_URL_HINT = (
 )
 
 
-class Wsj0MixError(RuntimeError):
+class Wsj0MixError(CorpusError):
     """A user-facing error: the message names the missing file or what to do."""
 
 
@@ -91,6 +87,11 @@ def parse_mix_list(path, n_src: int = 2) -> List[MixLine]:
 
 
 def find_lists(lists_dir, n_src: int) -> Dict[str, Path]:
+    """The standard mixture lists ``mix_<n_src>_spk_<split>.txt`` in ``lists_dir`` or below it.
+
+    Returns:
+        split -> list file. Raises :class:`Wsj0MixError` saying where to get the lists.
+    """
     names = {s: f"mix_{n_src}_spk_{s}.txt" for s in SPLITS}
     if lists_dir is None:
         raise Wsj0MixError("no --lists_dir given. " + LISTS_URL_HINT.format(n=n_src))
@@ -128,14 +129,17 @@ def resolve_wsj0_path(root: Path, rel: str) -> Path:
 
 @dataclass
 class Wsj0MixConfig:
-    n_src: int = 2
-    sample_rate: int = 8000
+    """How wsj0-mix is created; ``n_src`` and ``sample_rate`` default to the recipe's ``data``
+    section (``config.DEFAULTS``)."""
+
+    n_src: int = _DATA["n_src"]
+    sample_rate: int = _DATA["sample_rate"]
     mode: str = "min"
-    write_utterances: bool = True
+    write_utterances: bool = True  # also the single-speaker pool (utterances.json)
 
     @property
     def wav_dir(self) -> str:
-        return f"wav{self.sample_rate // 1000}k/{self.mode}"
+        return wav_dir(self.sample_rate, self.mode)
 
 
 MANAGED = ("wav8k", "wav16k", "json", "utterances")
@@ -143,10 +147,22 @@ MANAGED = ("wav8k", "wav16k", "json", "utterances")
 
 def create_wsj0mix(wsj0_dir, out, lists_dir=None, cfg: Optional[Wsj0MixConfig] = None,
                    splits: Sequence[str] = SPLITS, progress: bool = True) -> dict:
-    """Create wsj0-{n_src}mix from WSJ0 following the standard lists. Idempotent and resumable
-    (completion marker ``<out>/.done``; files written atomically)."""
-    from tqdm import tqdm
+    """Create wsj0-{n_src}mix from WSJ0 following the standard lists.
 
+    Idempotent and resumable (completion marker ``<out>/.done``; files written atomically).
+
+    Args:
+        wsj0_dir: the WSJ0 root (``.wv1`` files, or ``.wav`` converted with sph2pipe).
+        out: the corpus folder.
+        lists_dir: folder with MERL's ``mix_<n>_spk_<split>.txt`` (:func:`find_lists`).
+        cfg: how to create it (default :class:`Wsj0MixConfig`).
+        splits: the splits to create.
+        progress: show progress bars.
+
+    Returns:
+        ``{"out", "status": "done"}`` when already built, else ``{"out", "status": "built",
+        "splits": split -> sizes}``. Raises :class:`Wsj0MixError` naming what is missing.
+    """
     cfg = cfg or Wsj0MixConfig()
     if cfg.mode not in ("min", "max"):
         raise Wsj0MixError("mode must be 'min' or 'max'")
@@ -164,110 +180,118 @@ def create_wsj0mix(wsj0_dir, out, lists_dir=None, cfg: Optional[Wsj0MixConfig] =
         log.info("%s is up to date: nothing to do.", out)
         return {"out": str(out), "status": "done"}
     t0 = time.time()
-    sr = cfg.sample_rate
-    src_names = [f"s{i + 1}" for i in range(cfg.n_src)]
     keep: List[Path] = []
     stats = {}
     for split in splits:
-        utt_written: Dict[str, dict] = {}
-        lists_out = {k: [] for k in ["mix"] + src_names}
-        total = 0
-        for ln in tqdm(lines[split], desc=f"wsj0-{cfg.n_src}mix {split}", unit="mix",
-                       disable=None if progress else True):
-            sigs = []
-            for rel in ln.paths:
-                p = resolve_wsj0_path(wsj0_dir, rel)
-                try:
-                    x, _ = read_audio(p, sample_rate=sr)
-                except AudioError as e:
-                    raise Wsj0MixError(str(e)) from e
-                sigs.append(x)
-            mix_q, srcs_q = mix_sources(sigs, [float(s) for s in ln.snrs], mode=cfg.mode)
-            n = len(mix_q)
-            for name, sig in zip(["mix"] + src_names, [mix_q] + srcs_q):
-                p = out / cfg.wav_dir / split / name / f"{ln.mix_id}.wav"
-                write_wav(p, sig, sr, skip_existing=state.resume)
-                keep.append(p)
-                lists_out[name].append([str(p), n])
-            total += n
-            if cfg.write_utterances:
-                for uid, x in zip(ln.utt_ids, sigs):
-                    if uid in utt_written:
-                        continue
-                    spk = uid[:3]
-                    p = out / "utterances" / split / spk / f"{uid}.wav"
-                    peak = float(abs(x).max()) if len(x) else 0.0
-                    y = x * (0.9 / peak) if peak > 0.9 else x
-                    write_wav(p, y, sr, skip_existing=state.resume)
-                    keep.append(p)
-                    utt_written[uid] = {"path": str(p), "speaker": spk, "n_samples": len(x),
-                                        "utt_id": uid}
-        for name, lst in lists_out.items():
-            keep.append(atomic_write_json(out / "json" / split / f"{name}.json", lst, indent=None))
-        if cfg.write_utterances:
-            keep.append(atomic_write_json(out / "json" / split / "utterances.json",
-                                          sorted(utt_written.values(), key=lambda r: r["utt_id"]),
-                                          indent=1))
-        stats[split] = {"n_mixtures": len(lines[split]), "hours": round(total / sr / 3600, 4),
-                        "n_utterances": len(utt_written)}
+        stats[split] = _create_split(wsj0_dir, out, split, lines[split], cfg, state.resume, keep,
+                                     progress)
     state.prune(keep)
     state.finish({"kind": f"wsj0-{cfg.n_src}mix", "splits": stats})
     log.info("wsj0-%dmix written to %s in %.1f s: %s", cfg.n_src, out, time.time() - t0, stats)
     return {"out": str(out), "status": "built", "splits": stats}
 
 
+def _create_split(wsj0_dir: Path, out: Path, split: str, lines: Sequence[MixLine],
+                  cfg: Wsj0MixConfig, resume: bool, keep: List[Path], progress: bool) -> dict:
+    """Write one split: mixtures and sources, manifests and (``cfg.write_utterances``) the
+    single-speaker pool.
+
+    Args:
+        resume: keep the files already there (a resumed build of the same config).
+        keep: the files written are appended to it.
+
+    Returns:
+        The split's sizes (mixtures, hours, utterances).
+    """
+    from tqdm import tqdm
+
+    sr = cfg.sample_rate
+    names = ["mix"] + src_names(cfg.n_src)
+    utt_written: Dict[str, dict] = {}
+    lists_out = {k: [] for k in names}
+    total = 0
+    for ln in tqdm(lines, desc=f"wsj0-{cfg.n_src}mix {split}", unit="mix",
+                   disable=None if progress else True):
+        sigs = [_read_source(wsj0_dir, rel, sr) for rel in ln.paths]
+        mix_q, srcs_q = mix_sources(sigs, [float(s) for s in ln.snrs], mode=cfg.mode)
+        n = len(mix_q)
+        for name, sig in zip(names, [mix_q] + srcs_q):
+            p = out / cfg.wav_dir / split / name / f"{ln.mix_id}.wav"
+            write_wav(p, sig, sr, skip_existing=resume)
+            keep.append(p)
+            lists_out[name].append([str(p), n])
+        total += n
+        if cfg.write_utterances:
+            for uid, x in zip(ln.utt_ids, sigs):
+                if uid not in utt_written:
+                    utt_written[uid] = _write_utterance(out / "utterances" / split, uid, x, sr,
+                                                        resume, keep)
+    for name, lst in lists_out.items():
+        keep.append(atomic_write_json(out / "json" / split / f"{name}.json", lst, indent=None))
+    if cfg.write_utterances:
+        keep.append(atomic_write_json(out / "json" / split / "utterances.json",
+                                      sorted(utt_written.values(), key=lambda r: r["utt_id"]),
+                                      indent=1))
+    return {"n_mixtures": len(lines), "hours": round(total / sr / 3600, 4),
+            "n_utterances": len(utt_written)}
+
+
+def _read_source(wsj0_dir: Path, rel: str, sample_rate: int):
+    """A list entry's WSJ0 utterance, at ``sample_rate``. Raises :class:`Wsj0MixError` for
+    unusable audio."""
+    p = resolve_wsj0_path(wsj0_dir, rel)
+    try:
+        x, _ = read_audio(p, sample_rate=sample_rate)
+    except AudioError as e:
+        raise Wsj0MixError(str(e)) from e
+    return x
+
+
+def _write_utterance(folder: Path, uid: str, x, sample_rate: int, resume: bool,
+                     keep: List[Path]) -> dict:
+    """Write a source utterance of the pool (scaled down to :data:`~.mixing.CLIP_PEAK` if louder:
+    the file is 16-bit). Returns its ``utterances.json`` record (speaker: the WSJ0 convention,
+    the first 3 characters of the id)."""
+    spk = uid[:3]
+    p = folder / spk / f"{uid}.wav"
+    peak = float(abs(x).max()) if len(x) else 0.0
+    y = x * (CLIP_PEAK / peak) if peak > CLIP_PEAK else x
+    write_wav(p, y, sample_rate, skip_existing=resume)
+    keep.append(p)
+    return {"path": str(p), "speaker": spk, "n_samples": len(x), "utt_id": uid}
+
+
 def _find_mix_root(wsj0mix_dir: Path, sample_rate: int, mode: str) -> Path:
-    cands = [wsj0mix_dir / f"wav{sample_rate // 1000}k" / mode, wsj0mix_dir / mode, wsj0mix_dir]
+    cands = [wsj0mix_dir / wav_dir(sample_rate, mode), wsj0mix_dir / mode, wsj0mix_dir]
     for c in cands:
         if all((c / s / "mix").is_dir() for s in SPLITS):
             return c
     raise Wsj0MixError(
         f"{wsj0mix_dir} does not look like a wsj0-mix folder: expected "
-        f"{wsj0mix_dir / f'wav{sample_rate // 1000}k' / mode}/{{tr,cv,tt}}/mix/")
+        f"{wsj0mix_dir / wav_dir(sample_rate, mode)}/{{tr,cv,tt}}/mix/")
 
 
-def wsj0mix_manifests(wsj0mix_dir, out, n_src: int = 2, sample_rate: int = 8000,
+def wsj0mix_manifests(wsj0mix_dir, out, n_src: int = _DATA["n_src"],
+                      sample_rate: int = _DATA["sample_rate"],
                       mode: str = "min", splits: Sequence[str] = SPLITS,
                       check_lengths: bool = True, progress: bool = True) -> dict:
-    """Write ``<out>/json/<split>/{mix,s1..sN,utterances}.json`` for an existing wsj0-mix folder,
-    checking that every mixture has all its sources (and, by default, the same length).
-    ``utterances.json`` lists each source file once per utterance id (speaker = first 3
-    characters, the WSJ0 convention) for on-the-fly remixing."""
-    from tqdm import tqdm
+    """Write the manifests of an existing wsj0-mix folder.
 
+    Writes ``<out>/json/<split>/{mix,s1..sN,utterances}.json``, checking that every mixture has
+    all its sources (and, by default, the same length). ``utterances.json`` lists each source file
+    once per utterance id (speaker = first 3 characters, the WSJ0 convention) for on-the-fly
+    remixing.
+
+    Returns:
+        ``{"out", "root": the folder holding the splits, "splits": split -> sizes}``. Raises
+        :class:`Wsj0MixError` listing every problem found (no manifest is written then).
+    """
     root = _find_mix_root(Path(wsj0mix_dir).resolve(), sample_rate, mode)
     out = Path(out).resolve()
-    src_names = [f"s{i + 1}" for i in range(n_src)]
     problems: List[str] = []
     stats = {}
     for split in splits:
-        mix_dir = root / split / "mix"
-        mixes = sorted(p for p in mix_dir.iterdir() if p.suffix.lower() == ".wav")
-        if not mixes:
-            raise Wsj0MixError(f"no .wav files in {mix_dir}")
-        lists = {k: [] for k in ["mix"] + src_names}
-        utts: Dict[str, dict] = {}
-        for m in tqdm(mixes, desc=f"manifests {split}", unit="mix",
-                      disable=None if progress else True):
-            n = n_frames(m)
-            srcs = [root / split / s / m.name for s in src_names]
-            missing = [str(s) for s in srcs if not s.is_file()]
-            if missing:
-                problems += [f"missing source {s} (for {m})" for s in missing]
-                continue
-            if check_lengths:
-                for s in srcs:
-                    ns = n_frames(s)
-                    if ns != n:
-                        problems.append(f"length mismatch: {s} has {ns} samples, {m} has {n}")
-            lists["mix"].append([str(m), n])
-            tok = m.stem.split("_")
-            for i, (name, s) in enumerate(zip(src_names, srcs)):
-                lists[name].append([str(s), n])
-                if len(tok) >= 2 * n_src:
-                    uid = tok[2 * i]
-                    utts.setdefault(uid, {"path": str(s), "speaker": uid[:3], "n_samples": n,
-                                          "utt_id": uid})
+        lists, utts = _split_manifests(root / split, n_src, check_lengths, problems, progress)
         stats[split] = {"n_mixtures": len(lists["mix"]), "n_utterances": len(utts)}
         if problems:
             continue
@@ -283,19 +307,59 @@ def wsj0mix_manifests(wsj0mix_dir, out, n_src: int = 2, sample_rate: int = 8000,
     return {"out": str(out), "root": str(root), "splits": stats}
 
 
+def _split_manifests(split_dir: Path, n_src: int, check_lengths: bool, problems: List[str],
+                     progress: bool):
+    """The manifest lists of one split folder (``<split>/{mix,s1..}/*.wav``); what is wrong is
+    appended to ``problems``.
+
+    Returns:
+        ``(name -> [[path, n_samples], ...], utterance id -> utterances.json record)``.
+    """
+    from tqdm import tqdm
+
+    sources = src_names(n_src)
+    mix_dir = split_dir / "mix"
+    mixes = sorted(p for p in mix_dir.iterdir() if p.suffix.lower() == ".wav")
+    if not mixes:
+        raise Wsj0MixError(f"no .wav files in {mix_dir}")
+    lists = {k: [] for k in ["mix"] + sources}
+    utts: Dict[str, dict] = {}
+    for m in tqdm(mixes, desc=f"manifests {split_dir.name}", unit="mix",
+                  disable=None if progress else True):
+        n = n_frames(m)
+        srcs = [split_dir / s / m.name for s in sources]
+        missing = [str(s) for s in srcs if not s.is_file()]
+        if missing:
+            problems += [f"missing source {s} (for {m})" for s in missing]
+            continue
+        if check_lengths:
+            for s in srcs:
+                ns = n_frames(s)
+                if ns != n:
+                    problems.append(f"length mismatch: {s} has {ns} samples, {m} has {n}")
+        lists["mix"].append([str(m), n])
+        tok = m.stem.split("_")
+        for i, (name, s) in enumerate(zip(sources, srcs)):
+            lists[name].append([str(s), n])
+            if len(tok) >= 2 * n_src:
+                uid = tok[2 * i]
+                utts.setdefault(uid, {"path": str(s), "speaker": uid[:3], "n_samples": n,
+                                      "utt_id": uid})
+    return lists, utts
+
+
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m twostep_asteroid.data.wsj0mix",
-        description="Create wsj0-2mix/3mix from WSJ0, or write manifests for an existing folder.")
-    p.add_argument("--out", required=True, help="output folder (wav8k/..., json/...)")
+    d = Wsj0MixConfig()
+    p = builder_parser("wsj0mix", "Create wsj0-2mix/3mix from WSJ0, or write manifests for an "
+                       "existing folder.", "output folder (wav8k/..., json/...)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--wsj0_dir", help="WSJ0 root (the folder holding wsj0/si_tr_s/...)")
     g.add_argument("--wsj0mix_dir", help="existing wsj0-mix folder (holding wav8k/min/tr/...)")
     p.add_argument("--lists_dir", default=None,
                    help="folder with mix_<n>_spk_{tr,cv,tt}.txt (MERL create-speaker-mixtures)")
-    p.add_argument("--n_src", type=int, default=2, choices=[2, 3])
-    p.add_argument("--sample_rate", type=int, default=8000, choices=[8000, 16000])
-    p.add_argument("--mode", default="min", choices=["min", "max"])
+    p.add_argument("--n_src", type=int, default=d.n_src, choices=[2, 3])
+    p.add_argument("--sample_rate", type=int, default=d.sample_rate, choices=[8000, 16000])
+    p.add_argument("--mode", default=d.mode, choices=["min", "max"])
     p.add_argument("--no_utterances", action="store_true",
                    help="with --wsj0_dir: do not write the single-speaker utterance pool")
     p.add_argument("--no_progress", action="store_true")
@@ -306,7 +370,8 @@ def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+
+    def build():
         if args.wsj0_dir:
             cfg = Wsj0MixConfig(n_src=args.n_src, sample_rate=args.sample_rate, mode=args.mode,
                                 write_utterances=not args.no_utterances)
@@ -316,14 +381,8 @@ def main(argv=None) -> int:
             wsj0mix_manifests(args.wsj0mix_dir, args.out, n_src=args.n_src,
                               sample_rate=args.sample_rate, mode=args.mode,
                               progress=not args.no_progress)
-    except Wsj0MixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except DiskFullError as e:
-        print(f"error: {e} The files already written are kept: the rerun resumes the build "
-              "(./run.sh --stage 0 --stop_stage 0).", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_build(build, (Wsj0MixError,))
 
 
 if __name__ == "__main__":
