@@ -1,4 +1,6 @@
-"""Data layer: corpus builders (:mod:`.prompts`, :mod:`.wsj0mix`) and datasets (:mod:`.datasets`).
+"""Data layer: corpus builders (:mod:`.prompts`, :mod:`.wsj0mix`), manifests for existing LibriMix
+and WHAM! folders (:mod:`.librimix`, :mod:`.wham`, their shared checks in :mod:`.manifests`) and
+datasets (:mod:`.datasets`).
 
 Modules, by job: :mod:`.common` (what both builders share), :mod:`.audio_io` (reading, writing,
 16-bit quantisation), :mod:`.sphere` (NIST SPHERE), :mod:`.mixing` (signal-level helpers),
