@@ -17,12 +17,12 @@ common="trainer.devices=1 trainer.strategy=auto trainer.num_threads=1 trainer.co
 for name in default causal; do
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 python -m twostep_asteroid.train step2 --conf conf/$name.yml --data_dir $data \
-    --exp_dir $exp/cmp_$name/step2 --front_end $exp/step1/best.pth $common > $exp/cmp_$name.train.log 2>&1 &
+    --exp_dir $exp/cmp_$name/step2 --front_end "$(python -m twostep_asteroid.serialization best $exp/step1)" $common > $exp/cmp_$name.train.log 2>&1 &
 done
 wait
 for name in default causal; do
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 python -m twostep_asteroid.evaluate --model $exp/cmp_$name/step2/best.pth \
+  OMP_NUM_THREADS=1 python -m twostep_asteroid.evaluate --model "$(python -m twostep_asteroid.serialization best $exp/cmp_$name/step2)" \
     --data_dir $data/tt --out_dir $exp/cmp_$name/eval --conf conf/$name.yml $common > $exp/cmp_$name.eval.log 2>&1
   echo "== $name"; cat $exp/cmp_$name/eval/results.md
 done

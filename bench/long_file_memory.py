@@ -17,7 +17,7 @@ Usage::
 
     python bench/long_file_memory.py                     # 10 min, chunks of 10 s, hop 8 s
     python bench/long_file_memory.py --minutes 1 --json out.json
-    python bench/long_file_memory.py --minutes 1 --model egs/wsj0-2mix/twostep/exp/default_prompts/step2/best.pth
+    python bench/long_file_memory.py --minutes 1 --model egs/wsj0-2mix/twostep/exp/default_prompts/step2/best_model.pth
 """
 import argparse
 import json
@@ -98,7 +98,7 @@ def main(argv=None):
                         help="torch intra-op threads (default 1: on the shared 2-core machine, 2 threads "
                              "were slower under load)")
     parser.add_argument("--config", choices=("paper", "small"), default="paper")
-    parser.add_argument("--model", help="a trained model (best.pth, folder or Hub id) instead of --config")
+    parser.add_argument("--model", help="a trained model (best_model.pth, folder or Hub id) instead of --config")
     parser.add_argument("--workdir", help="where the input and outputs go (default: a temp folder, removed)")
     parser.add_argument("--json", help="also write the JSON report here")
     args = parser.parse_args(argv)

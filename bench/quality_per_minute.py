@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:
 
 from twostep_asteroid.config import load_config  # noqa: E402
 from twostep_asteroid.fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
+from twostep_asteroid.serialization import best_model_path  # noqa: E402
 
 SYSTEMS = ("twostep", "e2e", "convtasnet", "sudormrf", "twostep_step3")
 E2E = ["step2.train_front_end=true", "step2.latent_weight=0", "step2.waveform_weight=1"]
@@ -88,14 +89,14 @@ def plan(system, seed_dir, conf):
     """The stages of ``system``: dicts with ``name``, ``exp_dir``, ``step``, ``args``, ``ends_at``
     (fraction of the budget at which the stage's training must stop), ``shared``."""
     step1 = {"name": "step1", "exp_dir": seed_dir / "step1", "step": "step1", "args": [], "shared": True}
-    fe = ["--front_end", str(seed_dir / "step1" / "best.pth")]
+    fe = ["--front_end", str(best_model_path(seed_dir / "step1"))]
     sys_dir = seed_dir / system
     if system == "twostep":
         return [step1, {"name": "step2", "exp_dir": sys_dir / "step2", "step": "step2", "args": fe}]
     if system == "twostep_step3":
         return [step1, {"name": "step2", "exp_dir": sys_dir / "step2", "step": "step2", "args": fe, "step3": True},
                 {"name": "step3", "exp_dir": sys_dir / "step3", "step": "step3",
-                 "args": ["--init", str(sys_dir / "step2" / "best.pth")]}]
+                 "args": ["--init", str(best_model_path(sys_dir / "step2"))]}]
     if system == "e2e":
         return [{"name": "e2e", "exp_dir": sys_dir / "e2e", "step": "step2", "args": E2E}]
     name, args = asteroid_model_args(conf, system)
@@ -341,7 +342,7 @@ def run(args):
                 if test_path.is_file():
                     test = json.loads(test_path.read_text())["test_sisdri"]
                 else:
-                    test = test_sisdri(last / "best.pth", args.data_dir, args.test_utterances,
+                    test = test_sisdri(best_model_path(last), args.data_dir, args.test_utterances,
                                        conf["data"]["n_src"], conf["data"]["sample_rate"])
                     atomic_write_json(test_path, {"test_sisdri": test, "n_utterances": args.test_utterances})
             within = [p["val_sisdri"] for p in points if p["wall_min"] <= args.budget_minutes]

@@ -108,14 +108,14 @@ def swap_in_asteroid_gln(model):
     """Replace our fused :class:`GlobalLayerNorm` by Asteroid's ``GlobLN`` (same parameters)."""
     from asteroid.masknn.norms import GlobLN
 
-    from twostep_asteroid.masknn import GlobalLayerNorm
+    from twostep_asteroid.layers import FusedGlobLN as GlobalLayerNorm
 
     return swap_modules(model, GlobalLayerNorm, lambda child: GlobLN(child.channel_size))
 
 
 def swap_in_torch_prelu(model):
     """Replace our :class:`~twostep_asteroid.masknn.PReLU` by ``nn.PReLU`` (same parameter)."""
-    from twostep_asteroid.masknn import PReLU
+    from twostep_asteroid.layers import FastPReLU as PReLU
 
     return swap_modules(model, PReLU, lambda child: torch.nn.PReLU(child.num_parameters))
 
@@ -409,7 +409,8 @@ def cpu_peak_delta_mib(spec, timeout):
 def micro_benchmarks(device, size, config, repeats, emit, precs=("fp32",)):
     from asteroid.masknn.norms import GlobLN
 
-    from twostep_asteroid.masknn import DilatedDepthwiseConv1d, GlobalLayerNorm, ToeplitzMaskHead
+    from twostep_asteroid.layers import DilatedDepthwiseConv1d, ToeplitzMaskHead
+    from twostep_asteroid.layers import FusedGlobLN as GlobalLayerNorm
 
     tw = CONFIGS[config]["twostep"]
     hop = tw["kernel_size"] // 2

@@ -6,7 +6,7 @@ with PIT). Variants change one thing against the recipe's step 2: the loss, the 
 batch, dynamic mixing, the masker's input (``--input``) or skip connections; ``--end_to_end`` trains
 the same masker with a fresh, trainable front end instead (the paper's baseline).
 
-    python bench/step2_probe.py --front_end exp/<tag>/step1/best.pth --name base
+    python bench/step2_probe.py --front_end exp/<tag>/step1/best_model.pth --name base
     python bench/step2_probe.py --front_end ... --input feature_norm --name featnorm
     python bench/step2_probe.py --front_end ... --end_to_end --name e2e
 
@@ -43,7 +43,7 @@ class ProbeInput(nn.Module):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--front_end", required=True, help="step-1 best.pth")
+    p.add_argument("--front_end", required=True, help="step-1 best_model.pth")
     p.add_argument("--data_dir", default="egs/wsj0-2mix/twostep/data/prompts/json")
     p.add_argument("--name", default="probe")
     p.add_argument("--out_dir", default="bench/results/step2_probes")

@@ -148,7 +148,7 @@ def stream_cli(model_path, minutes, block_ms, rate, sample_every_s=60.0, seed=0)
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="a causal model (best.pth, folder, Hub id); default: conf/causal.yml's "
+    parser.add_argument("--model", help="a causal model (best_model.pth, folder, Hub id); default: conf/causal.yml's "
                                         "size with random weights")
     parser.add_argument("--block_ms", type=float, nargs="+", default=[10.0, 20.0, 100.0])
     parser.add_argument("--seconds", type=float, default=30.0, help="audio timed per block size")
@@ -174,7 +174,7 @@ def main(argv=None):
                   f"{result['cpu_rtf']:.3f}", flush=True)
     if args.stream_minutes:
         with tempfile.TemporaryDirectory() as tmp:
-            from twostep_asteroid.hub import save_pretrained
+            from twostep_asteroid.serialization import save_pretrained
 
             path = args.model if args.model else save_pretrained(model, Path(tmp) / "causal")
             report["stream"] = stream_cli(path, args.stream_minutes, args.stream_block_ms, rate)

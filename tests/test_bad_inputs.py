@@ -210,7 +210,7 @@ def test_silent_source_training_item_is_skipped_and_counted(corpus, caplog):
 
 def test_silent_source_whole_utterance_is_kept_counted_and_finite(corpus, caplog):
     """Validation/evaluation items (segment=None) keep their index (results are named by it)."""
-    from twostep_asteroid.systems import mixture_sisdr, sisdr_per_example
+    from twostep_asteroid.metrics import mixture_sisdr, sisdr_per_example
 
     silent = Path(json.loads((corpus / "s2.json").read_text())[0][0])
     _silence(silent)
@@ -342,7 +342,7 @@ def test_cli_empty_folder(tmp_path, capsys):
 @pytest.fixture
 def model_dir(tmp_path):
     from twostep_asteroid import TwoStepTDCN
-    from twostep_asteroid.hub import save_pretrained
+    from twostep_asteroid.serialization import save_pretrained
 
     from tests.synthetic import SMALL
 

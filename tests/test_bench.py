@@ -5,7 +5,7 @@ import torch
 
 from bench import run_bench
 from bench.port_baseline import PortSeparator, PortTwoStepTDCN
-from twostep_asteroid.masknn import ToeplitzMaskHead
+from twostep_asteroid.layers import ToeplitzMaskHead
 
 
 def test_port_baseline_matches_the_described_architecture():
@@ -46,7 +46,7 @@ def test_variants_keep_the_output_of_ours():
         with torch.no_grad():
             torch.testing.assert_close(variant(wav), ref, rtol=1e-4, atol=1e-5, msg=name)
     # The ablation really undoes its speed-up: no module of ours is left.
-    from twostep_asteroid.masknn import GlobalLayerNorm, PReLU
+    from twostep_asteroid.layers import FastPReLU as PReLU, FusedGlobLN as GlobalLayerNorm
 
     for name, kind in (("ours_torch_prelu", PReLU), ("ours_asteroid_gln", GlobalLayerNorm)):
         modules = list(run_bench.build_model(name, "tiny").modules())

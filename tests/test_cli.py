@@ -11,7 +11,7 @@ import torch
 
 from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid.cli import separate_main
-from twostep_asteroid.hub import save_pretrained
+from twostep_asteroid.serialization import save_pretrained
 
 from tests.synthetic import SMALL
 

@@ -10,8 +10,9 @@ import torch
 import yaml
 
 from twostep_asteroid import compare
-from twostep_asteroid.evaluate import si_sdr_improvement
+from twostep_asteroid.metrics import si_sdr_improvement
 from twostep_asteroid.models import TwoStepFrontEnd
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 from twostep_asteroid.targets import (
     MASK_TYPES,
     front_end_oracle_separation,
@@ -222,11 +223,11 @@ def test_cli_frontends_and_runs(tmp_path, capsys):
     json_dir = _manifests(tmp_path)
     fe_dir = tmp_path / "N16_L16"
     fe_dir.mkdir()
-    torch.save(TwoStepFrontEnd(n_src=2, n_filters=16, kernel_size=16).serialize(), fe_dir / "best.pth")
+    torch.save(TwoStepFrontEnd(n_src=2, n_filters=16, kernel_size=16).serialize(), fe_dir / BEST_MODEL_NAME)
     (fe_dir / "summary.json").write_text(json.dumps({"global_step": 12}))
     out = tmp_path / "out"
     assert compare.main(["frontends", "--data_dir", str(json_dir), "--out_dir", str(out), "--front_ends",
-                         str(fe_dir / "best.pth"), "--windows", "32", "64", "--masks", "irm", "softmax"]) == 0
+                         str(fe_dir / BEST_MODEL_NAME), "--windows", "32", "64", "--masks", "irm", "softmax"]) == 0
     with open(out / "frontends.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 * 2 and {r["n_utts"] for r in rows} == {"2"}

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from twostep_asteroid import TwoStepTDCN
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 from tests.test_train import TINY, corpus  # noqa: F401  (module-scoped corpus fixture)
 
 DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
@@ -26,8 +27,8 @@ def test_ddp_two_processes_train_both_steps(corpus, tmp_path):  # noqa: F811
     log = _train("step1", corpus, tmp_path / "step1")
     assert "distributed_backend=gloo" in log or "gloo" in log
     assert log.count("Step 1: oracle SI-SDRi") == 1, "only rank 0 reports"
-    _train("step2", corpus, tmp_path / "step2", "--front_end", str(tmp_path / "step1" / "best.pth"))
-    model = TwoStepTDCN.from_pretrained(str(tmp_path / "step2" / "best.pth"))
+    _train("step2", corpus, tmp_path / "step2", "--front_end", str(tmp_path / "step1" / BEST_MODEL_NAME))
+    model = TwoStepTDCN.from_pretrained(str(tmp_path / "step2" / BEST_MODEL_NAME))
     assert model.n_src == 2
     summary = json.loads((tmp_path / "step2" / "summary.json").read_text())
     assert summary["global_step"] == 4

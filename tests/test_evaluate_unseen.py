@@ -10,7 +10,8 @@ import yaml
 
 from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid.evaluate import main, result_sets, results_markdown, unseen_name
-from twostep_asteroid.hub import model_card, save_pretrained
+from twostep_asteroid.hub import model_card
+from twostep_asteroid.serialization import save_pretrained
 
 from tests.synthetic import SMALL
 

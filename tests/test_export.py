@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from twostep_asteroid import TwoStepTDCN
-from twostep_asteroid.export import EXPORT_ATOL, export_onnx, export_torchscript, onnx_separate
+from twostep_asteroid.export import export_onnx, export_torchscript, onnx_separate
+from twostep_asteroid.parity import EXPORT_ATOL
 
 from tests.synthetic import SMALL
 
@@ -134,7 +135,8 @@ def test_streaming_onnx_parity_over_a_stream_with_state_io(causal_model, tmp_pat
     import onnx
     import onnxruntime as ort
 
-    from twostep_asteroid.export import STREAM_INPUTS, STREAM_OUTPUTS, export_streaming_onnx
+    from twostep_asteroid.export import export_streaming_onnx
+    from twostep_asteroid.streaming import STREAM_INPUTS, STREAM_OUTPUTS
 
     path = export_streaming_onnx(causal_model, tmp_path / "step.onnx")
     proto = onnx.load(str(path))

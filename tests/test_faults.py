@@ -28,6 +28,7 @@ from twostep_asteroid.config import load_config
 from twostep_asteroid import fileio
 from twostep_asteroid.data import prompts
 from twostep_asteroid.fileio import DiskFullError, atomic_torch_save, atomic_write_bytes
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 from twostep_asteroid.data.prompts import CorpusConfig, build_corpus
 from twostep_asteroid.train import DONE, train_step2
 from tests.test_data_prompts import make_fake_tree
@@ -67,7 +68,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one_then_resumes(step1
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", fill_up)
     with pytest.raises(DiskFullError) as info:
-        train_step2(load_config(None, TINY), corpus, exp, step1_dir / "best.pth")
+        train_step2(load_config(None, TINY), corpus, exp, step1_dir / BEST_MODEL_NAME)
     last = exp / "checkpoints" / "last.ckpt"
     message = str(info.value)
     assert "the disk is full" in message and str(exp / "checkpoints") in message and ".ckpt" in message
@@ -76,7 +77,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one_then_resumes(step1
     assert not [p.name for p in (exp / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert not (exp / DONE).exists()
     monkeypatch.undo()
-    train_step2(load_config(None, TINY), corpus, exp, step1_dir / "best.pth")
+    train_step2(load_config(None, TINY), corpus, exp, step1_dir / BEST_MODEL_NAME)
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 4
     assert min(_logged_steps(exp / "logs" / "version_1" / "metrics.csv")) >= 2
 
@@ -300,14 +301,14 @@ def _resume_and_check(cmd, exp, saved_step, max_steps):
     assert len(versions) == 2
     assert min(_logged_steps(versions[-1] / "metrics.csv")) >= saved_step  # continued, not restarted
     assert json.loads((exp / "summary.json").read_text())["global_step"] == max_steps
-    TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
+    TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["rank0", "rank1"])
 def test_kill_9_of_a_ddp_worker_ends_the_run_then_it_resumes(step1_dir, corpus, tmp_path, victim):  # noqa: F811
     exp = tmp_path / "killed"
-    cmd = _step2_cmd(corpus, exp, step1_dir / "best.pth", *DDP, "step2.max_steps=60", "step2.val_every_n_steps=30",
+    cmd = _step2_cmd(corpus, exp, step1_dir / BEST_MODEL_NAME, *DDP, "step2.max_steps=60", "step2.val_every_n_steps=30",
                      "step2.ckpt_every_n_steps=10")
     with open(tmp_path / "run.log", "w") as log:
         proc, rank1 = _start_and_wait_for_checkpoint(cmd, exp, log)
@@ -336,7 +337,7 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_then_resumes(step1_dir, corpus, tm
     the foreground process group) does: both ranks stop at the same step, last.ckpt holds it, the
     exit status is 128 + the signal, and the same command resumes from that step."""
     exp = tmp_path / "stopped"
-    cmd = _step2_cmd(corpus, exp, step1_dir / "best.pth", *DDP, "step2.max_steps=60", "step2.val_every_n_steps=30",
+    cmd = _step2_cmd(corpus, exp, step1_dir / BEST_MODEL_NAME, *DDP, "step2.max_steps=60", "step2.val_every_n_steps=30",
                      "step2.ckpt_every_n_steps=10")
     sig = signal.SIGINT if "SIGINT" in how else signal.SIGTERM
     with open(tmp_path / "run.log", "w") as log:
@@ -367,7 +368,7 @@ def test_two_simulated_nodes_match_one_node_with_two_processes(step1_dir, corpus
     with two processes (same effective batch: batch_size x 2)."""
     def run_one_node():
         exp = tmp_path / "one_node"
-        out = subprocess.run(_step2_cmd(corpus, exp, step1_dir / "best.pth", *DDP), capture_output=True, text=True,
+        out = subprocess.run(_step2_cmd(corpus, exp, step1_dir / BEST_MODEL_NAME, *DDP), capture_output=True, text=True,
                              timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
         assert out.returncode == 0, out.stderr[-3000:]
         return exp
@@ -376,7 +377,7 @@ def test_two_simulated_nodes_match_one_node_with_two_processes(step1_dir, corpus
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = _step2_cmd(corpus, exp, step1_dir / "best.pth", "trainer.accelerator=cpu", "trainer.devices=1",
+    cmd = _step2_cmd(corpus, exp, step1_dir / BEST_MODEL_NAME, "trainer.accelerator=cpu", "trainer.devices=1",
                      "trainer.num_nodes=2", "trainer.strategy=ddp")
     procs = []
     for node in (0, 1):
@@ -386,7 +387,7 @@ def test_two_simulated_nodes_match_one_node_with_two_processes(step1_dir, corpus
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in logs[0] and "GLOBAL_RANK: 1, MEMBER: 2/2" in logs[1]
-    model = TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
+    model = TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
     assert model.n_src == 2
     names = sorted(p.relative_to(exp).as_posix() for p in exp.rglob("*"))
     assert [n for n in names if n.startswith("logs/version_")] == ["logs/version_0", "logs/version_0/hparams.yaml",

@@ -16,10 +16,10 @@ import torch
 import yaml
 
 from twostep_asteroid import TwoStepTDCN
-from twostep_asteroid import hub
-from twostep_asteroid.hub import (HubModelNotCachedError, MissingTokenError, UnsafeCheckpointError,
-                                  load_model_conf, model_card, package_for_hub, parse_hub_source,
-                                  parse_hub_source_full, save_pretrained, upload_to_hub)
+from twostep_asteroid import hub, serialization, sources
+from twostep_asteroid.hub import MissingTokenError, model_card, package_for_hub, upload_to_hub
+from twostep_asteroid.serialization import BEST_MODEL_NAME, UnsafeCheckpointError, save_pretrained
+from twostep_asteroid.sources import HubModelNotCachedError, load_model_conf, parse_hub_source
 
 from tests.synthetic import SMALL
 
@@ -76,7 +76,7 @@ def add_to_cache(cache, repo_id, files, commit, refs=("main",)):
 
 def folder_files(model, tmp_path, name="pkg"):
     folder = save_pretrained(model, tmp_path / name)
-    return {n: (folder / n).read_bytes() for n in (hub.CONFIG_NAME, hub.WEIGHTS_NAME)}
+    return {n: (folder / n).read_bytes() for n in (serialization.CONFIG_NAME, serialization.WEIGHTS_NAME)}
 
 
 def same_outputs(a, b):
@@ -165,12 +165,12 @@ def test_hub_pickle_needing_code_is_refused_and_not_run(offline_hub, tmp_path):
 
 
 def test_parse_hub_source():
-    assert parse_hub_source("org/name") == ("org/name", None)
-    assert parse_hub_source("org/name@v1.0") == ("org/name", "v1.0")
-    assert parse_hub_source("org/name@refs/pr/3") == ("org/name", "refs/pr/3")
-    assert parse_hub_source("https://huggingface.co/org/name") == ("org/name", None)
-    assert parse_hub_source("https://huggingface.co/org/name/tree/dev") == ("org/name", "dev")
-    assert parse_hub_source_full("https://huggingface.co/org/name/resolve/main/sub/model.pth") == (
+    assert parse_hub_source("org/name") == ("org/name", None, None)
+    assert parse_hub_source("org/name@v1.0") == ("org/name", "v1.0", None)
+    assert parse_hub_source("org/name@refs/pr/3") == ("org/name", "refs/pr/3", None)
+    assert parse_hub_source("https://huggingface.co/org/name") == ("org/name", None, None)
+    assert parse_hub_source("https://huggingface.co/org/name/tree/dev") == ("org/name", "dev", None)
+    assert parse_hub_source("https://huggingface.co/org/name/resolve/main/sub/model.pth") == (
         "org/name", "main", "sub/model.pth")
     assert parse_hub_source("not a model") is None
     assert parse_hub_source("https://example.com/org/name") is None
@@ -247,7 +247,7 @@ def test_package_cli_upload_without_token_fails_and_names_its_own_flags(offline_
     upload that was asked for did not happen, so it exits non-zero with the fix; the hints name this
     CLI's flag (--repo_id), not run.sh's."""
     model = TwoStepTDCN(n_src=2, **SMALL)
-    pth = tmp_path / "best.pth"
+    pth = tmp_path / BEST_MODEL_NAME
     torch.save(model.serialize(), pth)
     out = tmp_path / "hub"
     assert hub.main(["package", "--model", str(pth), "--out_dir", str(out)]) == 0
@@ -268,7 +268,7 @@ def test_truncated_cached_blob_is_refused_naming_it_and_the_fix(offline_hub, tmp
     model = TwoStepTDCN(n_src=2, **SMALL).eval()
     if layout == "safetensors":
         files = folder_files(model, tmp_path)
-        weights = hub.WEIGHTS_NAME
+        weights = serialization.WEIGHTS_NAME
     else:
         torch.save(model.serialize(), tmp_path / "model.bin")
         files = {"pytorch_model.bin": (tmp_path / "model.bin").read_bytes()}
@@ -277,7 +277,7 @@ def test_truncated_cached_blob_is_refused_naming_it_and_the_fix(offline_hub, tmp
     assert same_outputs(TwoStepTDCN.from_pretrained("org/cut"), model)  # intact: loads
     blob = (snapshot / weights).resolve()
     blob.write_bytes(files[weights][: len(files[weights]) * 2 // 3])
-    with pytest.raises(hub.HubCacheCorruptError) as info:
+    with pytest.raises(sources.HubCacheCorruptError) as info:
         TwoStepTDCN.from_pretrained("org/cut")
     message = str(info.value)
     assert str(blob) in message and weights in message and "incomplete or corrupt" in message
@@ -290,10 +290,10 @@ def test_altered_cached_blob_of_the_right_length_is_refused(offline_hub, tmp_pat
     model = TwoStepTDCN(n_src=2, **SMALL).eval()
     files = folder_files(model, tmp_path)
     snapshot = add_to_cache(offline_hub, "org/flipped", files, SHA_MAIN)
-    data = bytearray(files[hub.WEIGHTS_NAME])
+    data = bytearray(files[serialization.WEIGHTS_NAME])
     data[-1] ^= 0xFF
-    (snapshot / hub.WEIGHTS_NAME).resolve().write_bytes(bytes(data))
-    with pytest.raises(hub.HubCacheCorruptError, match="sha256"):
+    (snapshot / serialization.WEIGHTS_NAME).resolve().write_bytes(bytes(data))
+    with pytest.raises(sources.HubCacheCorruptError, match="sha256"):
         TwoStepTDCN.from_pretrained("org/flipped")
 
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from twostep_asteroid import TwoStepTDCN
-from twostep_asteroid.inference import (AudioReadError, StreamingSeparator, best_permutation,
+from twostep_asteroid.data.audio_io import AudioError
+from twostep_asteroid.inference import (StreamingSeparator, best_permutation,
                                         load_model, separate_array, separate_file)
 
 from .synthetic import HarmonicMixtures
@@ -221,15 +222,15 @@ def test_failures_leave_no_partial_outputs(tmp_path, mixture):
         separate_file(FailsLater(), tmp_path / "m.wav", tmp_path / "out", chunk_seconds=1.0)
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEnot really")
-    with pytest.raises(AudioReadError, match="bad.wav"):
+    with pytest.raises(AudioError, match="bad.wav"):
         separate_file(PointwiseSplitter(), tmp_path / "bad.wav", tmp_path / "out")
     sf.write(tmp_path / "empty.wav", np.zeros(0), 8000)
-    with pytest.raises(AudioReadError, match="no audio"):
+    with pytest.raises(AudioError, match="no audio"):
         separate_file(PointwiseSplitter(), tmp_path / "empty.wav", tmp_path / "out")
 
 
 def test_load_model_from_folder(model, tmp_path):
-    from twostep_asteroid.hub import save_pretrained
+    from twostep_asteroid.serialization import save_pretrained
 
     loaded = load_model(str(save_pretrained(model, tmp_path / "m")), device="cpu")
     assert isinstance(loaded, TwoStepTDCN) and not loaded.training

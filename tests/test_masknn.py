@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from twostep_asteroid.masknn import TDCN, DilatedDepthwiseConv1d, ToeplitzMaskHead
+from twostep_asteroid.layers import DilatedDepthwiseConv1d, ToeplitzMaskHead
+from twostep_asteroid.masknn import TDCN
 
 
 def test_paper_receptive_field_and_dilation_order():
@@ -115,10 +116,10 @@ def test_unknown_options_are_refused():
 def test_fused_gln_matches_asteroid_globln(shape):
     from asteroid.masknn.norms import GlobLN
 
-    from twostep_asteroid.masknn import GlobalLayerNorm
+    from twostep_asteroid.layers import FusedGlobLN
 
     ref = GlobLN(shape[1])
-    ours = GlobalLayerNorm(shape[1])
+    ours = FusedGlobLN(shape[1])
     with torch.no_grad():  # non-trivial gain and bias
         ref.gamma.copy_(torch.randn(shape[1]))
         ref.beta.copy_(torch.randn(shape[1]))
@@ -131,11 +132,11 @@ def test_fused_gln_matches_asteroid_globln(shape):
 def test_tdcn_uses_fused_gln_only_for_gln():
     from asteroid.masknn.norms import CumLN
 
-    from twostep_asteroid.masknn import GlobalLayerNorm
+    from twostep_asteroid.layers import FusedGlobLN
 
     gln = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12)
-    assert isinstance(gln.input_norm, GlobalLayerNorm)
-    assert isinstance(gln.blocks[0].dw_norm, GlobalLayerNorm)
+    assert isinstance(gln.input_norm, FusedGlobLN)
+    assert isinstance(gln.blocks[0].dw_norm, FusedGlobLN)
     cum = TDCN(16, 2, n_blocks=2, n_repeats=1, bn_chan=8, hid_chan=12, norm_type="cgLN")
     assert isinstance(cum.blocks[0].in_norm, CumLN)
 
@@ -189,11 +190,11 @@ def test_auto_rule():
 
 
 def test_gln_elementwise_path_equals_group_norm():
-    from twostep_asteroid.masknn import GlobalLayerNorm
+    from twostep_asteroid.layers import FusedGlobLN
 
     x = torch.randn(3, 6, 50) * 4 + 1
     gamma, beta = torch.rand(6) + 0.5, torch.randn(6)
-    torch.testing.assert_close(GlobalLayerNorm.elementwise(x, gamma, beta, 1e-8),
+    torch.testing.assert_close(FusedGlobLN.elementwise(x, gamma, beta, 1e-8),
                                torch.nn.functional.group_norm(x, 1, gamma, beta, 1e-8), rtol=1e-5, atol=1e-5)
 
 
@@ -201,11 +202,11 @@ def test_gln_elementwise_path_equals_group_norm():
 def test_fast_prelu_matches_torch_prelu(num_parameters):
     """The CPU training path (relu form) against nn.PReLU: outputs and gradients, with a loss linear
     in the output so that the gradient at x = 0 (PReLU takes the slope ``weight`` there) shows."""
-    from twostep_asteroid.masknn import PReLU
+    from twostep_asteroid.layers import FastPReLU
 
     torch.manual_seed(num_parameters)
     ref = nn.PReLU(num_parameters)
-    ours = PReLU(num_parameters)
+    ours = FastPReLU(num_parameters)
     with torch.no_grad():
         ref.weight.uniform_(-0.5, 0.5)
     ours.load_state_dict(ref.state_dict())

@@ -6,7 +6,7 @@ import torch
 
 import asteroid.models
 from twostep_asteroid import TwoStepFrontEnd, TwoStepTDCN
-from twostep_asteroid.hub import UnsafeCheckpointError, save_pretrained
+from twostep_asteroid.serialization import UnsafeCheckpointError, save_pretrained
 
 from tests.synthetic import SMALL
 

@@ -19,7 +19,7 @@ from twostep_asteroid import TwoStepTDCN
 from twostep_asteroid.cli import separate_main
 from twostep_asteroid.config import load_config
 from twostep_asteroid.data.prompts import CorpusConfig, build_corpus
-from twostep_asteroid.hub import save_pretrained
+from twostep_asteroid.serialization import BEST_MODEL_NAME, save_pretrained
 from twostep_asteroid.report import (comparison_report, markdown_to_html, pick_examples, read_csv_logs,
                                      write_examples)
 from twostep_asteroid.train import train_step1, train_step2
@@ -97,8 +97,8 @@ def recipe_run(tmp_path_factory):
     build_corpus([tree], corpus, CorpusConfig(n_tr=12, n_cv=4, n_tt=6, seed=3), progress=False)
     exp = tmp_path_factory.mktemp("exp") / "tiny"
     train_step1(load_config(None, TINY), corpus / "json", exp / "step1")
-    train_step2(load_config(None, TINY), corpus / "json", exp / "step2", exp / "step1" / "best.pth")
-    evaluate.main(["--model", str(exp / "step2" / "best.pth"), "--data_dir", str(corpus / "json" / "tt"),
+    train_step2(load_config(None, TINY), corpus / "json", exp / "step2", exp / "step1" / BEST_MODEL_NAME)
+    evaluate.main(["--model", str(exp / "step2" / BEST_MODEL_NAME), "--data_dir", str(corpus / "json" / "tt"),
                    "--out_dir", str(exp / "eval"),  # no --conf: the page shows the run's own conf.yml
                    "eval.metrics=[si_sdr,sdr,stoi]", "eval.num_workers=1", "eval.n_examples=3"])
     return SimpleNamespace(exp=exp, corpus=corpus)
@@ -190,7 +190,7 @@ def test_comparison_report_in_a_browser(recipe_run, tmp_path):
 
     data = make_dataset(recipe_run.corpus / "json" / "tt", n_src=2, sample_rate=8000, segment=None)
     exp = recipe_run.exp
-    systems = [compare.stft_system(w) for w in (16, 64)] + [compare.learned_system(str(exp / "step1" / "best.pth"))]
+    systems = [compare.stft_system(w) for w in (16, 64)] + [compare.learned_system(str(exp / "step1" / BEST_MODEL_NAME))]
     out = tmp_path / "cmp"
     compare.compare_frontends(data, systems, out, masks=("irm", "softmax"), max_items=3)
     compare.runs_table([exp / "step2"], out)

@@ -5,7 +5,7 @@ import torch
 import asteroid.models
 from twostep_asteroid import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN
 from twostep_asteroid.config import CHOICES, ConfigError, load_config
-from twostep_asteroid.hub import save_pretrained
+from twostep_asteroid.serialization import save_pretrained
 from twostep_asteroid.losses import TwoStepLoss
 from twostep_asteroid.models import load_separator
 from twostep_asteroid.separators import MASKERS, make_masker, masker_args

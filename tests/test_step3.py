@@ -11,6 +11,7 @@ from twostep_asteroid.config import ConfigError, load_config
 from twostep_asteroid.inference import load_model
 from twostep_asteroid.losses import TwoStepLoss
 from twostep_asteroid.models import load_separator
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 from twostep_asteroid.train import DONE, train_asteroid_model, train_step2, train_step3
 from tests.synthetic import SMALL, HarmonicMixtures
 from tests.test_train import TINY, corpus, step1_dir  # noqa: F401  (module fixtures)
@@ -29,12 +30,12 @@ def _rows(metrics_csv):
 @pytest.fixture(scope="module")
 def step2_sudormrf(step1_dir, corpus, tmp_path_factory):
     exp = tmp_path_factory.mktemp("exp3") / "step2"
-    train_step2(load_config(None, TINY + SUDORMRF), corpus, exp, step1_dir / "best.pth")
+    train_step2(load_config(None, TINY + SUDORMRF), corpus, exp, step1_dir / BEST_MODEL_NAME)
     return exp
 
 
 def test_step2_trains_another_separator_and_logs_time_and_audio(step2_sudormrf):
-    model = load_separator(str(step2_sudormrf / "best.pth"))
+    model = load_separator(str(step2_sudormrf / BEST_MODEL_NAME))
     assert type(model) is TwoStepSeparator and model.masker_type == "sudormrf"
     summary = json.loads((step2_sudormrf / "summary.json").read_text())
     assert summary["masker_type"] == "sudormrf" and summary["global_step"] == 4
@@ -49,7 +50,7 @@ def test_step2_trains_another_separator_and_logs_time_and_audio(step2_sudormrf):
 
 def test_step3_is_off_at_zero_steps(step2_sudormrf, corpus, tmp_path):
     assert load_config(None)["step3"]["max_steps"] == 0
-    assert train_step3(load_config(None, TINY), corpus, tmp_path / "s3", step2_sudormrf / "best.pth") is None
+    assert train_step3(load_config(None, TINY), corpus, tmp_path / "s3", step2_sudormrf / BEST_MODEL_NAME) is None
     assert not (tmp_path / "s3").exists()
 
 
@@ -60,10 +61,10 @@ def test_step3_without_step2_says_what_to_run(corpus, tmp_path):
 
 def test_step3_fine_tunes_the_front_end_resumes_and_skips(step2_sudormrf, corpus, tmp_path):
     exp = tmp_path / "step3"
-    init = step2_sudormrf / "best.pth"
+    init = step2_sudormrf / BEST_MODEL_NAME
     conf = load_config(None, TINY + SUDORMRF + STEP3)
-    assert train_step3(conf, corpus, exp, init) == exp / "best.pth"
-    before, after = load_separator(str(init)), load_separator(str(exp / "best.pth"))
+    assert train_step3(conf, corpus, exp, init) == exp / BEST_MODEL_NAME
+    before, after = load_separator(str(init)), load_separator(str(exp / BEST_MODEL_NAME))
     assert type(after) is TwoStepSeparator and after.get_model_args() == before.get_model_args()
     # the front end was trained (step 2 had it frozen), and the separator too
     assert not torch.equal(after.encoder.filterbank.filters(), before.encoder.filterbank.filters())
@@ -73,9 +74,9 @@ def test_step3_fine_tunes_the_front_end_resumes_and_skips(step2_sudormrf, corpus
     summary = json.loads((exp / "summary.json").read_text())
     assert summary["step"] == "step3" and summary["global_step"] == 4 and summary["init"] == str(init)
     # done: skipped
-    stamp = (exp / "best.pth").stat().st_mtime_ns
+    stamp = (exp / BEST_MODEL_NAME).stat().st_mtime_ns
     train_step3(conf, corpus, exp, init)
-    assert (exp / "best.pth").stat().st_mtime_ns == stamp
+    assert (exp / BEST_MODEL_NAME).stat().st_mtime_ns == stamp
     # interrupted (no done marker) with more steps asked: it continues from step 4
     (exp / DONE).unlink()
     train_step3(load_config(None, TINY + SUDORMRF + STEP3 + ["step3.max_steps=6"]), corpus, exp, init)
@@ -120,7 +121,7 @@ def test_asteroid_baseline_trains_end_to_end(corpus, tmp_path):
     train_asteroid_model(load_config(None, TINY), corpus, exp, "ConvTasNet", args)
     summary = json.loads((exp / "summary.json").read_text())
     assert summary["step"] == "asteroid" and summary["model_name"] == "ConvTasNet" and summary["global_step"] == 4
-    model = load_model(str(exp / "best.pth"), device="cpu")
+    model = load_model(str(exp / BEST_MODEL_NAME), device="cpu")
     assert type(model).__name__ == "ConvTasNet"
     assert model(torch.randn(1, 4000)).shape == (1, 2, 4000)
     rows = _rows(exp / "logs" / "version_0" / "metrics.csv")

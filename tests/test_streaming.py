@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from twostep_asteroid import TwoStepTDCN
-from twostep_asteroid.masknn import ChannelLayerNorm, TDCN
+from twostep_asteroid.layers import FusedChanLN
+from twostep_asteroid.masknn import TDCN
 from twostep_asteroid.streaming import STREAM_ATOL, StreamingTwoStep
 
 from tests.synthetic import SMALL
@@ -141,7 +142,7 @@ def test_causal_settings_are_checked():
 def test_channel_layer_norm_is_asteroids_cln():
     from asteroid.masknn import norms
 
-    ours, theirs = ChannelLayerNorm(12), norms.get("cLN")(12)
+    ours, theirs = FusedChanLN(12), norms.get("cLN")(12)
     with torch.no_grad():
         ours.gamma.normal_(), ours.beta.normal_()
     theirs.load_state_dict(ours.state_dict())
@@ -157,7 +158,7 @@ def test_masker_step_state_is_the_depthwise_history():
 
 
 def test_from_pretrained_and_hub_folder_give_a_model_that_streams(tmp_path, wav):
-    from twostep_asteroid.hub import save_pretrained
+    from twostep_asteroid.serialization import save_pretrained
     from twostep_asteroid.inference import load_model
 
     model = causal_model()

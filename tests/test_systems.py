@@ -6,7 +6,8 @@ from torch.utils.data import DataLoader
 
 from twostep_asteroid import TwoStepFrontEnd, TwoStepTDCN
 from twostep_asteroid.losses import TwoStepLoss, front_end_loss
-from twostep_asteroid.systems import FrontEndSystem, SeparatorSystem, mixture_sisdr, sisdr_per_example
+from twostep_asteroid.metrics import mixture_sisdr, sisdr_per_example
+from twostep_asteroid.systems import FrontEndSystem, SeparatorSystem
 from tests.synthetic import HarmonicMixtures
 
 

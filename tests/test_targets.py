@@ -8,7 +8,7 @@ from twostep_asteroid.targets import (
     stft_oracle_separation,
     with_residual_source,
 )
-from twostep_asteroid.systems import mixture_sisdr, sisdr_per_example
+from twostep_asteroid.metrics import mixture_sisdr, sisdr_per_example
 from tests.synthetic import HarmonicMixtures
 
 

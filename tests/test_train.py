@@ -10,6 +10,7 @@ import torch
 from twostep_asteroid import TwoStepFrontEnd, TwoStepTDCN
 from twostep_asteroid.config import ConfigError, freeze_config, load_config
 from twostep_asteroid.data.prompts import CorpusConfig, build_corpus
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 from twostep_asteroid.train import DONE, check_writable, train_step1, train_step2
 from tests.test_data_prompts import make_fake_tree
 
@@ -43,28 +44,28 @@ def test_step1_writes_a_loadable_front_end_and_its_oracle(step1_dir):
     summary = json.loads((step1_dir / "summary.json").read_text())
     assert summary["global_step"] == 4
     assert isinstance(summary["val_oracle_sisdri"], float)
-    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / "best.pth"))
+    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / BEST_MODEL_NAME))
     assert front_end.get_model_args()["n_filters"] == 16
     assert (step1_dir / "logs" / "version_0" / "metrics.csv").is_file()
     assert (step1_dir / "conf.yml").is_file()
 
 
 def test_finished_step_is_skipped(step1_dir, corpus):
-    before = (step1_dir / "best.pth").stat().st_mtime_ns
+    before = (step1_dir / BEST_MODEL_NAME).stat().st_mtime_ns
     train_step1(load_config(None, TINY), corpus, step1_dir)
-    assert (step1_dir / "best.pth").stat().st_mtime_ns == before
+    assert (step1_dir / BEST_MODEL_NAME).stat().st_mtime_ns == before
 
 
 def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp_path):
     exp = tmp_path / "step2"
-    train_step2(load_config(None, TINY), corpus, exp, step1_dir / "best.pth")
-    model = TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
-    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / "best.pth"))
+    train_step2(load_config(None, TINY), corpus, exp, step1_dir / BEST_MODEL_NAME)
+    model = TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
+    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / BEST_MODEL_NAME))
     assert torch.equal(model.encoder.filterbank.filters(), front_end.encoder.filterbank.filters())
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 4
     # More steps asked of an interrupted run (no done marker): it continues from step 4, not 0.
     (exp / DONE).unlink()
-    train_step2(load_config(None, TINY + ["step2.max_steps=6"]), corpus, exp, step1_dir / "best.pth")
+    train_step2(load_config(None, TINY + ["step2.max_steps=6"]), corpus, exp, step1_dir / BEST_MODEL_NAME)
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 6
     assert min(_logged_steps(exp / "logs" / "version_1" / "metrics.csv")) >= 4
     assert max(_logged_steps(exp / "logs" / "version_0" / "metrics.csv")) <= 4
@@ -72,15 +73,15 @@ def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp
 
 @pytest.mark.slow
 def test_step2_with_a_compiled_masker_saves_plain_weights(step1_dir, corpus, tmp_path):
-    """trainer.compile: the masker is compiled in place, so best.pth has the usual keys and loads
+    """trainer.compile: the masker is compiled in place, so best_model.pth has the usual keys and loads
     into an uncompiled model."""
     exp = tmp_path / "step2_compiled"
-    train_step2(load_config(None, TINY + ["trainer.compile=true"]), corpus, exp, step1_dir / "best.pth")
+    train_step2(load_config(None, TINY + ["trainer.compile=true"]), corpus, exp, step1_dir / BEST_MODEL_NAME)
     summary = json.loads((exp / "summary.json").read_text())
     # It really ran compiled: torch.compile built graphs in this run (0 when the masker stays eager).
     assert summary["masker_compiled_graphs"] > 0
     assert summary["global_step"] == 4 and summary["full_budget"] is True
-    model = TwoStepTDCN.from_pretrained(str(exp / "best.pth"))
+    model = TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
     assert torch.isfinite(model(torch.randn(1, 4000))).all()
 
 
@@ -134,7 +135,7 @@ def test_kill_during_step2_then_resume(step1_dir, corpus, tmp_path):
     """``kill -9`` in the middle of step 2, then the same command: it resumes and finishes."""
     exp = tmp_path / "killed"
     args = [sys.executable, "-m", "twostep_asteroid.train", "step2", "--data_dir", str(corpus),
-            "--exp_dir", str(exp), "--front_end", str(step1_dir / "best.pth"), *TINY,
+            "--exp_dir", str(exp), "--front_end", str(step1_dir / BEST_MODEL_NAME), *TINY,
             "step2.max_steps=400", "step2.val_every_n_steps=200", "step2.ckpt_every_n_steps=20"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = exp / "checkpoints" / "last.ckpt"
@@ -182,7 +183,7 @@ def test_budget_records_a_wall_clock_cap_loudly(corpus, step1_dir, tmp_path, cap
     exp = tmp_path / "capped"
     with caplog.at_level("WARNING"):
         train_step2(load_config(None, TINY + ["step2.max_steps=100000", "step2.max_minutes=0.001"]),
-                    corpus, exp / "step2", step1_dir / "best.pth")
+                    corpus, exp / "step2", step1_dir / BEST_MODEL_NAME)
     summary = json.loads((exp / "step2" / "summary.json").read_text())
     assert summary["full_budget"] is False and summary["stopped_by"] == "max_minutes"
     assert summary["global_step"] < 100000

@@ -1,6 +1,7 @@
 """Lightning callbacks of the training runs: atomic checkpoints, epoch seeding, the wall clock
 and a clean stop on SIGTERM / Ctrl-C (the DDP peer watchdog is :mod:`twostep_asteroid.watchdog`).
 """
+import logging
 import signal
 import threading
 import time
@@ -8,9 +9,19 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .fileio import atomic_write
+
+log = logging.getLogger("twostep_asteroid.train")  # the training log: these callbacks speak for it
+
+
+def resume_hint(exp_dir, stage):
+    """What to run to continue an interrupted step."""
+    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
+    number = {"step1": 1, "step2": 2}.get(stage)
+    where = f" (under run.sh: ./run.sh --stage {number} with the same options)" if number else ""
+    return (f"Resume with the same command{where}: it continues from {last} if it exists, else starts "
+            f"{stage} again.")
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):

@@ -94,8 +94,9 @@ def stream_main(args, parser):
     """``--stream``: stdin PCM -> separated PCM (see :func:`twostep_asteroid.streaming.stream_pcm`)."""
     import torch
 
-    from .hub import HubModelNotCachedError, UnsafeCheckpointError
     from .inference import load_model, resolve_device
+    from .serialization import UnsafeCheckpointError
+    from .sources import HubModelNotCachedError
     from .streaming import StreamingTwoStep, stream_pcm
 
     if args.inputs:
@@ -243,9 +244,11 @@ def separate_main(argv=None):
     import torch
     from tqdm import tqdm
 
+    from .data.audio_io import AudioError
     from .fileio import DiskFullError
-    from .hub import HubModelNotCachedError, UnsafeCheckpointError
-    from .inference import AudioReadError, load_model, output_paths, resolve_device, separate_file
+    from .inference import load_model, output_paths, resolve_device, separate_file
+    from .serialization import UnsafeCheckpointError
+    from .sources import HubModelNotCachedError
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -289,7 +292,7 @@ def separate_main(argv=None):
                 "free some space and run the command again.")
             return 1
         except Exception as err:  # unreadable or unusable input: skip it, report at the end
-            reason = str(err) if isinstance(err, AudioReadError) else f"{type(err).__name__}: {err}"
+            reason = str(err) if isinstance(err, AudioError) else f"{type(err).__name__}: {err}"
             failed.append((path, reason))
             say(f"Skipped {path}: {reason}")
     bar.close()

@@ -1,7 +1,7 @@
 """The paper's two comparisons as tables: front-end oracle bounds, and two-step versus end to end.
 
 ``python -m twostep_asteroid.compare frontends --data_dir data/prompts/json/tt --out_dir DIR
-[--front_ends exp/.../step1/best.pth ...] [--windows 16 32 64 128 256 512] [--masks irm softmax binary]``
+[--front_ends exp/.../step1/best_model.pth ...] [--windows 16 32 64 128 256 512] [--masks irm softmax binary]``
     Oracle SI-SDRi, on the same test mixtures, of STFT masks at several window sizes (Hann window,
     hop = window / 2, or window / ``--hop_divisor``) and of learned step-1 front ends, each with the
     oracle masks ``irm`` (ratio), ``softmax`` (over sources: the paper's latent mask) and ``binary``
@@ -36,9 +36,11 @@ import torch
 import yaml
 
 from .fileio import atomic_savefig, atomic_write_csv, atomic_write_text
-from .evaluate import _items, si_sdr_improvement, utterance_id
+from .metrics import si_sdr_improvement
 from .report import REPORT_NAME, comparison_report
+from .serialization import BEST_MODEL_NAME
 from .targets import MASK_TYPES, check_mask_types, front_end_oracle_separation, stft_oracle_separation
+from .utterances import iter_utterances, utterance_id
 
 log = logging.getLogger("twostep_asteroid.compare")
 
@@ -97,7 +99,7 @@ def learned_system(front_end, name=None, steps=None):
     """Oracle masks in a learned front end's latent space.
 
     Args:
-        front_end (TwoStepFrontEnd or str): The front end, or a path to its ``best.pth`` (anything
+        front_end (TwoStepFrontEnd or str): The front end, or a path to its ``best_model.pth`` (anything
             :meth:`TwoStepFrontEnd.from_pretrained` takes). For a path, the training steps are read
             from the ``summary.json`` beside it when there is one.
         name (str, optional): Label; defaults to ``"learned N=.. L=.."``.
@@ -139,7 +141,7 @@ def oracle_scores(systems, dataset, masks=MASK_TYPES, max_items=None):
     """
     masks = check_mask_types(masks)
     rows = []
-    for idx, mix, sources in _items(dataset, max_items):
+    for idx, mix, sources in iter_utterances(dataset, max_items):
         utt = utterance_id(dataset, idx)
         for system in systems:
             for mask, est in system.separate(mix, sources, masks).items():  # one analysis per system
@@ -589,7 +591,7 @@ def main(argv=None):
     fe = sub.add_parser("frontends", help="oracle SI-SDRi of STFT and learned front ends")
     fe.add_argument("--data_dir", required=True, help="test manifests folder (mix.json, s1.json...)")
     fe.add_argument("--out_dir", required=True)
-    fe.add_argument("--front_ends", nargs="*", default=[], help="step-1 best.pth files")
+    fe.add_argument("--front_ends", nargs="*", default=[], help=f"step-1 {BEST_MODEL_NAME} files")
     fe.add_argument("--windows", nargs="*", type=int, default=list(DEFAULT_WINDOWS),
                     help="STFT window sizes in samples")
     fe.add_argument("--hop_divisor", type=int, default=2, help="STFT hop = window / hop_divisor")

@@ -27,6 +27,7 @@ DEFAULTS = {
         "train_speakers": None,   # speakers of the embedded corpus's tr/cv/tt (null: all not held out)
         "speed_perturb": 0.0,     # dynamic mixing: probability that a source is speed-perturbed
         "speed_range": [0.95, 1.05],  # ... at a speed drawn uniformly from this range
+        "max_snr_db": 5.0,        # dynamic mixing: relative level of the sources, U(0, max_snr_db) dB
     },
     "front_end": {
         "n_filters": 128,
@@ -174,6 +175,7 @@ def _is_speed_range(v):
 CHECKS = {
     ("data", "speed_perturb"): (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: off)"),
     ("data", "speed_range"): (_is_speed_range, "[low, high] with 0 < low <= high, e.g. [0.95, 1.05]"),
+    ("data", "max_snr_db"): (lambda v: v >= 0, "a level range in dB, >= 0 (e.g. 5.0)"),
     ("data", "train_speakers"): (lambda v: all(isinstance(x, str) and x for x in v),
                                  "a list of speaker ids (corpus.json), e.g. [allison, june]"),
 }

@@ -1,6 +1,6 @@
 """Evaluation of TwoStep models and front ends: per-utterance metrics, tables, plots, examples.
 
-``python -m twostep_asteroid.evaluate --model exp/tag/step2/best.pth --data_dir data/.../json/tt
+``python -m twostep_asteroid.evaluate --model exp/tag/step2/best_model.pth --data_dir data/.../json/tt
 --out_dir exp/tag/eval`` writes ``metrics.csv`` (one row per utterance), ``results.json`` (means),
 ``results.md`` (a markdown table), ``examples/`` (mixture, estimates and references of a few test
 mixtures as wav: the best, median and worst SI-SDRi...), ``report.png`` (the learned filters'
@@ -23,32 +23,12 @@ from tqdm import tqdm
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
 from .fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
+from .metrics import si_sdr_improvement
+from .serialization import BEST_MODEL_NAME
 from .targets import front_end_oracle_separation, stft_oracle_separation
+from .utterances import count_utterances, iter_utterances, utterance_id
 
 log = logging.getLogger("twostep_asteroid.evaluate")
-
-
-def si_sdr(estimates, sources):
-    """SI-SDR in dB per source, ``[..., n_src, time] -> [..., n_src]`` (zero-mean, as asteroid)."""
-    estimates = estimates - estimates.mean(-1, keepdim=True)
-    sources = sources - sources.mean(-1, keepdim=True)
-    scale = (estimates * sources).sum(-1, keepdim=True) / (sources.square().sum(-1, keepdim=True) + 1e-8)
-    target = scale * sources
-    noise = estimates - target
-    return 10 * torch.log10(target.square().sum(-1) / (noise.square().sum(-1) + 1e-8) + 1e-8)
-
-
-def si_sdr_improvement(estimates, sources, mixture):
-    """Mean over sources of SI-SDR(estimate) - SI-SDR(mixture), ``[batch]`` (sources in order)."""
-    baseline = si_sdr(mixture.unsqueeze(-2).expand_as(sources), sources)
-    return (si_sdr(estimates, sources) - baseline).mean(-1)
-
-
-def _items(dataset, max_items=None):
-    n = len(dataset) if max_items is None else min(len(dataset), max_items)
-    for idx in range(n):
-        mix, sources = dataset[idx]
-        yield idx, mix.unsqueeze(0), sources.unsqueeze(0)
 
 
 @torch.inference_mode()
@@ -59,15 +39,10 @@ def front_end_oracle(front_end, dataset, max_items=None, mask="softmax"):
     :func:`~twostep_asteroid.targets.front_end_oracle_separation`)."""
     front_end = front_end.eval()
     values = []
-    for _, mix, sources in _items(dataset, max_items):
+    for _, mix, sources in iter_utterances(dataset, max_items):
         est = front_end_oracle_separation(front_end, mix, sources, mask=mask)
         values.append(si_sdr_improvement(est, sources, mix).item())
     return float(np.mean(values))
-
-
-def utterance_id(dataset, idx):
-    mix = getattr(dataset, "mix", None)
-    return Path(mix[idx][0]).stem if mix is not None else f"utt{idx:05d}"
 
 
 def _score(job):
@@ -88,8 +63,8 @@ def _score(job):
 @torch.inference_mode()
 def _separate_all(model, dataset, max_items, stft_n_fft):
     pit = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
-    n = len(dataset) if max_items is None else min(len(dataset), max_items)
-    for idx, mix, sources in tqdm(_items(dataset, max_items), total=n, desc="separate", unit="utt"):
+    n = count_utterances(dataset, max_items)
+    for idx, mix, sources in tqdm(iter_utterances(dataset, max_items), total=n, desc="separate", unit="utt"):
         est = model(mix)
         _, est = pit(est, sources, return_est=True)
         oracle = model.front_end(mix, sources)["estimates"][:, : sources.shape[1]]
@@ -235,7 +210,7 @@ def main(argv=None):
     from .models import load_separator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="best.pth, a folder, or a Hub id")
+    parser.add_argument("--model", required=True, help=f"{BEST_MODEL_NAME} of a training run, a folder, or a Hub id")
     parser.add_argument("--data_dir", required=True, help="test manifests folder (mix.json, s1.json...)")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--unseen_dir", action="append", default=[],

@@ -8,23 +8,24 @@ to TorchScript and ONNX.
 * ONNX: ``torch.onnx.export`` with the TorchScript-based exporter (``dynamo=False``), opset 17 by
   default, dynamic batch and time axes. torch 2.9 made the torch.export-based ("dynamo") exporter
   the default, but it needs the ``onnxscript`` package; the TorchScript-based one needs nothing
-  beyond ``onnx`` and exports this model in about a second. ``exporter="dynamo"`` works too when
-  ``onnxscript`` is installed (checked with onnxscript 0.7.2 / onnx-ir 1.1.0: opset 18, same
-  parity, ~10x slower to export). The exported file is checked with ``onnxruntime`` when installed.
+  beyond ``onnx`` and is the faster of the two here. ``exporter="dynamo"`` works too when
+  ``onnxscript`` is installed (it writes opset 18; versions checked and timings: bench/README.md,
+  "Measurements moved from docstrings"). The exported file is checked with ``onnxruntime`` when
+  installed.
 
 The streaming step of a causal model (:class:`~twostep_asteroid.streaming.StreamingStep`) exports
 the same ways with its state as explicit inputs and outputs (:func:`export_streaming_torchscript`,
 :func:`export_streaming_onnx`, ``--streaming``), so that a runtime outside Python can stream.
 
-The depthwise convolutions of :class:`~twostep_asteroid.masknn.DilatedDepthwiseConv1d` run as
-``F.conv1d`` under tracing and export, and Asteroid's gLN is made of mean/pow ops, so the whole
-model exports as plain ONNX ops. Measured parity on CPU (small and paper configs): max abs
-difference below 1e-6; the tests use ``atol=1e-4``.
+The depthwise convolutions of :class:`~twostep_asteroid.layers.DilatedDepthwiseConv1d` run as
+``F.conv1d`` under tracing and export, and the norms are ``group_norm``/``layer_norm`` or
+elementwise ops, so the whole model exports as plain ONNX ops. Every export is checked against
+eager PyTorch before it is written (:func:`~twostep_asteroid.parity.check_parity`, tolerance
+:data:`~twostep_asteroid.parity.EXPORT_ATOL`).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 
@@ -33,12 +34,10 @@ import torch
 from torch import nn
 
 from .fileio import atomic_target
+from .parity import EXPORT_ATOL, check_parity
+from .streaming import (STREAM_INPUTS, STREAM_OUTPUTS, StreamingStep, check_streaming_step,
+                        stream_examples, trace_streaming_step)
 
-#: Tolerance used to validate exports against eager PyTorch, relative to the reference output's peak
-#: magnitude: ``max |export - eager| <= EXPORT_ATOL * max(1, max |eager|)``. Relative, because float32
-#: rounding scales with the signal. Measured (untrained small model, onnxruntime 1.32, opset 17): up to
-#: 7.8e-5 x peak; TorchScript: exact.
-EXPORT_ATOL = 1e-4
 DEFAULT_OPSET = 17
 
 
@@ -79,22 +78,6 @@ def _quiet_onnx_export():
         yield
 
 
-def _check(name, run, ref, atol):
-    """Compare ``run()`` with ``ref``; a failure to run on the new shape is a mismatch too."""
-    try:
-        got = run()
-    except Exception as exc:
-        raise RuntimeError(f"{name} does not match eager PyTorch: it fails on a [2, {np.asarray(ref).shape[-1]}] "
-                           f"input ({type(exc).__name__}: {' '.join(str(exc).split())[:400]})") from exc
-    ref = np.asarray(ref)
-    err = float(np.max(np.abs(np.asarray(got) - ref))) if ref.size else 0.0
-    bound = atol * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-    if not np.isfinite(err) or err > bound or np.asarray(got).shape != ref.shape:
-        raise RuntimeError(f"{name} does not match eager PyTorch: shape {np.asarray(got).shape} vs "
-                           f"{ref.shape}, max abs diff {err:.3g} > {bound:.3g} ({atol} x peak)")
-    return err
-
-
 def export_torchscript(model, path, example_seconds=1.0, check_seconds=1.37, atol=EXPORT_ATOL):
     """Trace ``model`` to TorchScript and save it (atomically) to ``path``.
 
@@ -116,7 +99,7 @@ def export_torchscript(model, path, example_seconds=1.0, check_seconds=1.37, ato
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(graph, example, check_trace=False)
         check = _example(model, check_seconds, batch=2)
-        _check("The traced module", lambda: traced(check).numpy(), graph(check).numpy(), atol)
+        check_parity("The traced module", lambda: traced(check).numpy(), graph(check).numpy(), atol)
     return _save_torchscript(traced, path)
 
 
@@ -170,41 +153,16 @@ def export_onnx(model, path, opset=DEFAULT_OPSET, example_seconds=1.0, check_sec
             check = _example(model, check_seconds, batch=2)
             with torch.no_grad():
                 ref = graph(check).numpy()
-            _check("The ONNX model", lambda: session.run(None, {"mixture": check.numpy()})[0], ref, atol)
+            check_parity("The ONNX model", lambda: session.run(None, {"mixture": check.numpy()})[0], ref, atol)
     return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------
 # Streaming step (causal models): state as explicit inputs and outputs
 # ---------------------------------------------------------------------------------------------
-STREAM_INPUTS = ["chunk", "enc_state", "masker_state", "dec_state"]
-STREAM_OUTPUTS = ["sources", "next_enc_state", "next_masker_state", "next_dec_state"]
-
-
 def _streaming_graph(model):
-    from .streaming import StreamingStep
-
     model = _prepare(model).model
     return StreamingStep(model).eval()
-
-
-def trace_streaming_step(step, example_frames=4, atol=EXPORT_ATOL):
-    """``torch.jit.trace`` a :class:`~twostep_asteroid.streaming.StreamingStep` (batch 1 example,
-    K = ``example_frames``), checked against eager on another K and batch, two steps chained.
-
-    Returns:
-        torch.jit.ScriptModule: the traced step (same signature).
-    """
-    example = stream_examples(step, example_frames, 1, seed=0)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(step, example, check_trace=False)
-
-        def run(arrays):
-            return [t.numpy() for t in traced(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])]
-
-        check_streaming_step("The traced streaming step", run, step, atol)
-    return traced
 
 
 def streaming_metadata(step):
@@ -224,28 +182,6 @@ def streaming_metadata(step):
                      "K*stride final samples from stream sample (samples pushed - K*stride - "
                      "(kernel_size - stride)) on; at the end, the last dec_state is the output's tail."),
     }
-
-
-def stream_examples(step, frames, batch, seed):
-    gen = torch.Generator().manual_seed(seed)
-    enc, masker, dec = step.initial_state(batch, device="cpu")
-    chunk = torch.randn(batch, frames * step.stride, generator=gen)
-    enc = torch.randn(enc.shape, generator=gen)
-    masker = torch.randn(masker.shape, generator=gen)
-    dec = torch.randn(dec.shape, generator=gen)
-    return chunk, enc, masker, dec
-
-
-def check_streaming_step(name, run, step, atol=EXPORT_ATOL, frames=7, batch=2):
-    """Run the exported step on another K and batch, and on its own outputs, against eager."""
-    inputs = stream_examples(step, frames, batch, seed=1)
-    with torch.no_grad():
-        ref = step(*inputs)
-        ref2 = step(inputs[0].flip(-1), *ref[1:])
-    got = run([t.numpy() for t in inputs])
-    got2 = run([inputs[0].flip(-1).numpy()] + [np.asarray(g) for g in got[1:]])
-    for i, (g, r) in enumerate(zip(list(got) + list(got2), list(ref) + list(ref2))):
-        _check(f"{name} ({(STREAM_OUTPUTS * 2)[i]})", lambda g=g: np.asarray(g), r.numpy(), atol)
 
 
 def _onnx_session(path):

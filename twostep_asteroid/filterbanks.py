@@ -6,10 +6,10 @@ The encoder of Tzinis et al. is ``ReLU(Conv1d(1 -> N, kernel L, stride L // 2))`
 ``make_enc_dec("TwoStepFB", ...)`` work like for any other Asteroid filterbank.
 
 The analysis has a bias, as the authors' ``Conv1d``: with the ReLU it lets each basis fire only above
-a learned threshold, which makes the ideal softmax masks sharp. Measured on the embedded corpus (N=128,
-L=16, hop 8, batch 8 x 1 s, Adam 3e-3): oracle SI-SDRi 17.8 dB after 1000 steps with the bias,
-10.5 dB after 2400 steps without it. Its cost is a constant pedestal under the latents where the bias
-is positive, which a latent loss without zero-mean has to fit too.
+a learned threshold, which makes the ideal softmax masks sharp and the front end's oracle much higher
+(the measurement: bench/README.md, "Measurements moved from docstrings"). Its cost is a constant
+pedestal under the latents where the bias is positive, which a latent loss without zero-mean has to
+fit too.
 """
 import torch
 import torch.nn.functional as F

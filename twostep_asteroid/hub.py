@@ -1,12 +1,13 @@
-"""Loading and saving TwoStep models: local files and folders, Hugging Face Hub ids and URLs.
+"""Sharing a TwoStep model on the Hugging Face Hub: model card, Hub-ready folder, upload.
 
-Safe by default: weights are read from safetensors with a JSON config, or from a torch file with
-``torch.load(weights_only=True)``. Nothing that needs code execution to load is ever unpickled.
+* :func:`model_card`: the ``README.md`` of a Hub model, with Asteroid-style YAML metadata;
+* :func:`package_for_hub`: ``config.json`` + ``model.safetensors`` + ``README.md`` in one folder;
+* :func:`upload_to_hub`: that folder to a Hub repo (with a token, else a clear refusal);
+* :func:`corpus_card_infos`: the dataset and licences a card states, from the corpus folder;
+* ``python -m twostep_asteroid.hub package``: all of it for a training run.
 
-* :func:`load_model_conf`: dict, file, folder, ``org/name[@revision]``, ``https://huggingface.co/...``
-  (through ``hf_hub_download`` and its cache, so ``HF_HUB_OFFLINE=1`` works for cached models);
-* :func:`save_pretrained`: ``config.json`` + ``model.safetensors``;
-* :func:`model_card`, :func:`package_for_hub`, :func:`upload_to_hub`: share a model on the Hub.
+Saving and loading are :mod:`twostep_asteroid.serialization` (local files) and
+:mod:`twostep_asteroid.sources` (Hub ids and URLs, ``from_pretrained``).
 """
 import json
 import os
@@ -15,313 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
+from .serialization import BEST_MODEL_NAME, CONFIG_NAME, WEIGHTS_NAME, load_config_and_weights, save_pretrained
 
-from .fileio import atomic_write, atomic_write_json
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-TORCH_WEIGHTS_NAMES = ("model.pth", "pytorch_model.bin")
-_HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[^/@\s]+/[^/@\s]+?)"
-                      r"(?:/(?:tree|resolve|blob)/(?P<rev>[^/\s]+))?/?$")
-_HUB_FILE_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[^/@\s]+/[^/@\s]+?)"
-                           r"/(?:resolve|blob)/(?P<rev>[^/\s]+)/(?P<file>[^\s?#]+?)(?:\?[^\s]*)?$")
-_HUB_ID = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<rev>[\w.\-/]+))?$")
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that would need arbitrary code execution to load."""
-
-
-def torch_load_safe(path):
-    """``torch.load(path, weights_only=True)``, with an error that says what to do when refused."""
-    # asteroid 0.7's own serialize() stores torch.__version__ as a TorchVersion (a str subclass):
-    # allowing that one class keeps Asteroid-written checkpoints loadable without unpickling code.
-    from torch.torch_version import TorchVersion
-
-    try:
-        with torch.serialization.safe_globals([TorchVersion]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError (or RuntimeError) for forbidden globals
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "Unpickl" in type(err).__name__:
-            raise UnsafeCheckpointError(
-                f"Refusing to load {path}: it holds Python objects that need code execution to "
-                "unpickle. Only tensors and plain types are accepted. If you trust the file, convert it "
-                "once with `torch.load(path, weights_only=False)` and re-save it with "
-                "`twostep_asteroid.hub.save_pretrained`."
-            ) from err
-        raise
-
-
-def _load_folder(folder):
-    folder = Path(folder)
-    config_path = folder / CONFIG_NAME
-    weights = folder / WEIGHTS_NAME
-    if config_path.is_file() and weights.is_file():
-        from safetensors.torch import load_file
-
-        conf = json.loads(config_path.read_text())
-        conf["state_dict"] = load_file(str(weights))
-        return conf
-    for name in TORCH_WEIGHTS_NAMES:
-        if (folder / name).is_file():
-            return _load_file(folder / name)
-    raise FileNotFoundError(
-        f"{folder} holds no model: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
-        f"(written by twostep_asteroid.hub.save_pretrained) or one of {TORCH_WEIGHTS_NAMES}."
-    )
-
-
-def _load_file(path):
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return _load_folder(path.parent) if path.name == WEIGHTS_NAME else _load_safetensors_alone(path)
-    return torch_load_safe(path)
-
-
-def _load_safetensors_alone(path):
-    config_path = path.with_name(CONFIG_NAME)
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{path} needs its {CONFIG_NAME} beside it to be rebuilt.")
-    from safetensors.torch import load_file
-
-    conf = json.loads(config_path.read_text())
-    conf["state_dict"] = load_file(str(path))
-    return conf
-
-
-def parse_hub_source(source):
-    """Return ``(repo_id, revision)`` for a Hub id or URL, or ``None`` when it is neither."""
-    parsed = parse_hub_source_full(source)
-    return None if parsed is None else parsed[:2]
-
-
-def parse_hub_source_full(source):
-    """Return ``(repo_id, revision, filename)`` for a Hub id or URL, or ``None``.
-
-    Accepted forms: ``org/name``, ``org/name@revision`` (branch, tag or commit sha),
-    ``https://huggingface.co/org/name``, ``.../tree/<revision>`` and a file URL
-    ``.../resolve/<revision>/<file>`` or ``.../blob/<revision>/<file>`` (``filename`` is then that
-    file, else ``None``).
-    """
-    source = source.strip()
-    match = _HUB_FILE_URL.match(source)
-    if match:
-        return match.group("repo"), match.group("rev"), match.group("file")
-    for pattern in (_HUB_URL, _HUB_ID):
-        match = pattern.match(source)
-        if match:
-            return match.group("repo"), match.group("rev"), None
-    return None
-
-
-class HubModelNotCachedError(OSError):
-    """A Hub model that is neither in the local cache nor reachable (offline or no network)."""
-
-
-class HubCacheCorruptError(OSError):
-    """A cached Hub file whose content does not match what the cache says it is (truncated or
-    altered: an interrupted copy of the cache, a full disk, a crash while it was written)."""
-
-
-def _git_blob_sha1(path):
-    import hashlib
-
-    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _safetensors_expected_size(path):
-    """Size a safetensors file must have according to its own header, or ``None`` if the header
-    itself is cut or unreadable (then the file is damaged anyway)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return None
-        n = int.from_bytes(head, "little")
-        try:
-            header = json.loads(f.read(n))
-        except ValueError:
-            return None
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    return 8 + n + max(ends, default=0)
-
-
-def check_cached_file(path, repo_id, filename):
-    """Check a file returned by ``hf_hub_download`` before it is loaded.
-
-    In the huggingface_hub cache, ``snapshots/<commit>/<file>`` links to ``blobs/<name>``, where
-    ``<name>`` is the file's sha256 (LFS files: weights) or its git blob sha1 (small files): the
-    content is hashed and compared with that name. A safetensors file is also checked against
-    the length its header gives, wherever it lies.
-
-    Raises:
-        HubCacheCorruptError: The file is truncated or altered; the message names it and says how
-            to remove it from the cache.
-    """
-    import hashlib
-
-    real = Path(os.path.realpath(path))
-    problem = None
-    if real.suffix == ".safetensors" or str(filename).endswith(".safetensors"):
-        expected = _safetensors_expected_size(real)
-        size = real.stat().st_size
-        if expected is None or size != expected:
-            problem = (f"{size} bytes, its safetensors header "
-                       + ("is cut or unreadable" if expected is None else f"says {expected}"))
-    name = real.name
-    if problem is None and real.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{40}", name):
-        if len(name) == 64:
-            digest = hashlib.sha256()
-            with open(real, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            actual, kind = digest.hexdigest(), "sha256"
-        else:
-            actual, kind = _git_blob_sha1(real), "git sha1"
-        if actual != name:
-            problem = f"{real.stat().st_size} bytes whose {kind} is {actual}, not {name} as the cache records"
-    if problem is None:
-        return
-    repo_folder = real.parent.parent if real.parent.name == "blobs" else None
-    rm = f"`rm -rf {repo_folder}`" if repo_folder is not None else f"`rm {real}`"
-    raise HubCacheCorruptError(
-        f"{filename} of {repo_id} in the Hugging Face cache is incomplete or corrupt: {real} holds {problem} "
-        f"(an interrupted download or copy of the cache?). Nothing was loaded. Remove it from the cache with "
-        f"`hf cache rm model/{repo_id}` (or {rm}), then download it again: `hf download {repo_id}`.")
-
-
-def _hub_cache_dir():
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
-
-
-def _not_cached_error(repo_id, revision, err):
-    at = f"@{revision}" if revision else ""
-    rev_opt = f" --revision {revision}" if revision else ""
-    return HubModelNotCachedError(
-        f"Model {repo_id}{at} is not in the local Hugging Face cache ({_hub_cache_dir()}) and the Hub "
-        "cannot be reached (HF_HUB_OFFLINE is set, or there is no network). To fix it, download it "
-        f"once while online: `hf download {repo_id}{rev_opt}` (or `huggingface-cli download "
-        f"{repo_id}{rev_opt}`), or point HF_HUB_CACHE/HF_HOME at a cache that holds it, or pass a "
-        "local folder or file instead. Without network, set HF_HUB_OFFLINE=1 to skip the retries. "
-        "(If you meant a local path, it does not exist.)"
-    )
-
-
-def _download(repo_id, revision, filename=None):
-    """Fetch a model through ``hf_hub_download`` (the cache first when offline) and load it.
-
-    Tries ``config.json`` + ``model.safetensors``, then ``model.pth``, ``pytorch_model.bin``
-    (Asteroid's Hub layout), or only ``filename`` when a file URL named one.
-    """
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-
-    not_cached = None
-
-    def fetch(name):
-        # After a first "not cached and unreachable" answer, look only in the cache: the Hub is
-        # offline or unreachable, and each online try would retry for tens of seconds.
-        path = hf_hub_download(repo_id, name, revision=revision, local_files_only=not_cached is not None)
-        check_cached_file(path, repo_id, name)
-        return path
-
-    if filename is not None:
-        names = [filename]
-    else:
-        names = [WEIGHTS_NAME, *TORCH_WEIGHTS_NAMES]
-    for name in names:
-        try:
-            if name.endswith(".safetensors"):
-                config_path = fetch(str(Path(name).with_name(CONFIG_NAME)) if "/" in name else CONFIG_NAME)
-                weights_path = fetch(name)
-                conf = json.loads(Path(config_path).read_text())
-                from safetensors.torch import load_file
-
-                conf["state_dict"] = load_file(weights_path)
-                return conf
-            return torch_load_safe(fetch(name))
-        except LocalEntryNotFoundError as err:  # a subclass of EntryNotFoundError: test it first
-            not_cached = not_cached or err
-        except EntryNotFoundError:  # the repo really has no such file: try the next layout
-            continue
-    if not_cached is not None:
-        raise _not_cached_error(repo_id, revision, not_cached) from not_cached
-    raise FileNotFoundError(f"Hub repo {repo_id}{'@' + revision if revision else ''} has none of "
-                            f"{[CONFIG_NAME + ' + ' + WEIGHTS_NAME, *TORCH_WEIGHTS_NAMES] if filename is None else [filename]}.")
-
-
-def load_model_conf(source):
-    """Load a serialized model (``model_name``, ``model_args``, ``state_dict``) from any source.
-
-    Args:
-        source (dict or str or os.PathLike): a serialized dict, a local ``.pth``/``.safetensors``
-            file, a folder written by :func:`save_pretrained`, a Hub id ``org/name[@revision]``
-            (branch, tag or commit sha) or a URL ``https://huggingface.co/org/name[/tree/revision]``
-            or ``.../resolve/<revision>/<file>``. Hub files go through ``hf_hub_download`` and
-            its cache, so ``HF_HUB_OFFLINE=1`` works with a cached model.
-
-    Raises:
-        HubModelNotCachedError: A Hub model that is not cached while the Hub is unreachable.
-        HubCacheCorruptError: A cached Hub file that is truncated or altered (see :func:`check_cached_file`).
-        UnsafeCheckpointError: A torch file that would need code execution to load.
-
-    Returns:
-        dict: The serialized model.
-    """
-    if isinstance(source, dict):
-        conf = source
-    elif os.path.isdir(source):
-        conf = _load_folder(source)
-    elif os.path.isfile(source):
-        conf = _load_file(source)
-    else:
-        parsed = parse_hub_source_full(str(source))
-        if parsed is None:
-            raise FileNotFoundError(
-                f"{source!r} is neither a local file or folder nor a Hub id (org/name[@revision]) "
-                "or https://huggingface.co/org/name URL."
-            )
-        conf = _download(*parsed)
-    missing = [k for k in ("model_name", "model_args", "state_dict") if k not in conf]
-    if missing:
-        raise ValueError(f"{source if not isinstance(source, dict) else 'The model dict'} is not a "
-                         f"serialized TwoStep model: missing {missing}.")
-    return conf
-
-
-def save_pretrained(model, folder, extra_infos=None):
-    """Write ``config.json`` + ``model.safetensors`` for ``model`` into ``folder``.
-
-    Args:
-        model: A model with ``serialize()`` (:class:`~twostep_asteroid.models.TwoStepTDCN`,
-            :class:`~twostep_asteroid.models.TwoStepFrontEnd`).
-        folder (str or os.PathLike): Output folder (created).
-        extra_infos (dict, optional): Merged into ``config["infos"]`` (e.g. results, data licence).
-
-    Returns:
-        pathlib.Path: The folder.
-    """
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    conf = model.serialize()
-    state_dict = {k: v.contiguous() for k, v in conf.pop("state_dict").items()}
-    conf["infos"].update(extra_infos or {})
-    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state_dict, str(tmp)))
-    atomic_write_json(folder / CONFIG_NAME, conf, sort_keys=True)
-    return folder
-
-
-# ---------------------------------------------------------------------------------------------
-# Sharing on the Hub: model card, package, upload
-# ---------------------------------------------------------------------------------------------
 #: Display names of the usual separation metrics (keys of ``results``).
 METRIC_NAMES = {
     "si_sdr": "SI-SDR (dB)",
@@ -515,10 +211,7 @@ def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         save_pretrained(model, staging, infos)
-        conf = json.loads((staging / CONFIG_NAME).read_text())
-        from safetensors.torch import load_file
-
-        conf["state_dict"] = load_file(str(staging / WEIGHTS_NAME))
+        conf = load_config_and_weights(staging / CONFIG_NAME, staging / WEIGHTS_NAME)
         card = model_card(conf, results=results, dataset_name=dataset_name, license=license,
                           repo_id=repo_id, extra_infos=extra_infos, description=description)
         (staging / "README.md").write_text(card, encoding="utf-8")
@@ -604,14 +297,14 @@ def corpus_card_infos(data_dir):
 
 
 def main(argv=None):
-    """``python -m twostep_asteroid.hub package --model best.pth --out_dir exp/tag/hub [...]``."""
+    """``python -m twostep_asteroid.hub package --model best_model.pth --out_dir exp/tag/hub [...]``."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(description="Package a trained TwoStep model for the Hub, and upload it.")
     sub = parser.add_subparsers(dest="command", required=True)
     pkg = sub.add_parser("package", help="write config.json, model.safetensors and the model card")
-    pkg.add_argument("--model", required=True, help="best.pth of step 2 (or any from_pretrained source)")
+    pkg.add_argument("--model", required=True, help=f"{BEST_MODEL_NAME} of step 2 (or any from_pretrained source)")
     pkg.add_argument("--out_dir", required=True)
     pkg.add_argument("--results", help="results.json of the evaluation stage")
     pkg.add_argument("--data_dir", help="the corpus folder (its corpus.json gives dataset and licences)")

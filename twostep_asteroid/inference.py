@@ -8,8 +8,8 @@ no later chunk can change them, so memory depends on the chunk size, not on the 
 
 :func:`separate_file` streams a file through it: blocks are read with ``soundfile``, downmixed to
 mono, resampled to the model's rate and back with ``soxr``'s streaming resampler (a librosa
-dependency), and each source is written to its own file as it comes, through a temporary file moved
-into place with ``os.replace`` at the end.
+dependency), and each source is written to its own file as it comes, into temporary files that
+:func:`~twostep_asteroid.fileio.atomic_target` moves into place once all are complete.
 
 Why not :class:`asteroid.dsp.overlap_add.LambdaOverlapAdd`: it ``unfold``s the whole input at once
 (a copy of the mixture per overlap, plus zero padding of one window at each end that is separated
@@ -25,21 +25,18 @@ Chunks of several receptive fields (the paper's TDCN sees about 2.5 s at 8 kHz) 
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .fileio import disk_full_error, is_disk_full, tmp_path
+from .data.audio_io import AudioError
+from .fileio import atomic_target
 
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25  # default hop = (1 - DEFAULT_OVERLAP) * chunk
-
-
-class AudioReadError(RuntimeError):
-    """An input that cannot be read as audio (corrupt, empty, unsupported format)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,7 +54,7 @@ def load_model(source, device=None):
 
     Args:
         source: An ``nn.Module`` (returned as is, moved to ``device``), or anything
-            :func:`twostep_asteroid.hub.load_model_conf` takes: a serialized dict, a local
+            :func:`twostep_asteroid.sources.load_model_conf` takes: a serialized dict, a local
             ``.pth``/``.safetensors`` file or folder, a Hub id ``org/name[@revision]`` or a
             ``https://huggingface.co/...`` URL. The class is looked up in Asteroid's model registry
             by the stored ``model_name``, so other Asteroid models load too (safely).
@@ -72,7 +69,7 @@ def load_model(source, device=None):
     import asteroid.models
 
     from . import models  # noqa: F401  (registers TwoStepTDCN with asteroid.models)
-    from .hub import load_model_conf
+    from .sources import load_model_conf
 
     conf = load_model_conf(source)
     try:
@@ -96,6 +93,19 @@ def model_frame_geometry(model):
 def model_sample_rate(model):
     rate = getattr(model, "sample_rate", None)
     return None if rate is None else float(rate)
+
+
+def as_mono_block(samples):
+    """A block of mixture samples pushed to a stream separator (1-D numpy array or tensor, any
+    length) as a float32 numpy array.
+
+    Raises:
+        ValueError: ``samples`` is not 1-D (a separator takes mono blocks).
+    """
+    block = np.asarray(samples.detach().cpu() if torch.is_tensor(samples) else samples, dtype=np.float32)
+    if block.ndim != 1:
+        raise ValueError(f"push() takes mono 1-D blocks, got shape {block.shape}")
+    return block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,9 +266,7 @@ class StreamingSeparator:
         """Add mixture samples (1-D array or tensor) and return the separated blocks now final."""
         if self._finished:
             raise RuntimeError("flush() was already called on this StreamingSeparator")
-        block = np.asarray(block.detach().cpu() if torch.is_tensor(block) else block, dtype=np.float32)
-        if block.ndim != 1:
-            raise ValueError(f"push() takes mono 1-D blocks, got shape {block.shape}")
+        block = as_mono_block(block)
         self.n_pushed += block.shape[0]
         self._parts.append(block)
         if self.chunk_size is None:
@@ -345,6 +353,113 @@ def _default_notify(message):
     print(message, file=sys.stderr)
 
 
+def _read_mono_blocks(reader, in_path, block, down=None):
+    """The input file's samples as mono float32 blocks (channel mean), resampled by ``down`` (a
+    ``soxr.ResampleStream``, whose tail ends the stream) when given.
+
+    Raises:
+        AudioError: NaN/Inf samples, which would spread through every later chunk (norms,
+            convolutions): nothing is written then.
+    """
+    read = 0
+    for data in reader.blocks(blocksize=block, dtype="float32", always_2d=True):
+        bad = ~np.isfinite(data).all(axis=1)
+        if bad.any():
+            raise AudioError(
+                f"{in_path}: {int(bad.sum())} NaN/Inf sample(s) from sample "
+                f"{read + int(np.flatnonzero(bad)[0])} on; nothing written. Repair or re-export the file.")
+        read += len(data)
+        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        yield mono if down is None else down.resample_chunk(np.ascontiguousarray(mono))
+    if down is not None:
+        yield down.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def _close_quietly(writer):
+    """Close a ``soundfile`` writer on the way out of an error (a full disk can fail the close too;
+    its temporary file is removed anyway)."""
+    if not writer.closed:
+        try:
+            writer.close()
+        except Exception:
+            pass
+
+
+class _SourceFiles:
+    """The separated sources of one input file, written as they come, one WAV file per source.
+
+    The files are opened on the first separated block, when the number of sources is known, as
+    temporary files of :func:`~twostep_asteroid.fileio.atomic_target` entered on ``stack``: all of
+    them replace their final paths when ``stack`` closes cleanly, and all are removed on an error (a
+    full disk then raises :class:`~twostep_asteroid.fileio.DiskFullError` naming the first output).
+    Blocks come at the working rate and are resampled back to the file's rate (``soxr``'s
+    streaming resampler) and cut to the input's length; :meth:`finish` writes the resampler's tail
+    and pads the few samples its rounding may leave out, so that every output is exactly as long as
+    the input.
+
+    Args:
+        stack (contextlib.ExitStack): Holds the atomic targets and the open files.
+        paths_for (callable): ``n_src -> [output path per source]``.
+        rate (int): The input file's sample rate, that of the outputs.
+        work_rate (int): The rate the separated blocks come at (``rate`` when not resampled).
+        frames (int): The input's length in frames.
+        subtype (str): ``soundfile`` subtype of the outputs.
+    """
+
+    def __init__(self, stack, paths_for, rate, work_rate, frames, subtype):
+        self._stack, self._paths_for = stack, paths_for
+        self.rate, self.work_rate, self.frames, self.subtype = rate, work_rate, frames, subtype
+        self.paths = None  # the final paths, once the files are open
+        self.written = 0  # frames written to each file, at the file's rate
+        self._writers = []
+        self._up = None
+
+    def _open(self, n_src):
+        import soundfile as sf
+
+        paths = [Path(p) for p in self._paths_for(n_src)]
+        if len(paths) != n_src:
+            raise ValueError(f"{len(paths)} output paths given for {n_src} sources")
+        # Entered last to first: the target entered last sees an error first, so a full disk is
+        # reported on the first output, and the outputs are committed in order.
+        advice = "Nothing was written for this file."
+        tmps = [self._stack.enter_context(atomic_target(path, advice)) for path in reversed(paths)][::-1]
+        for tmp in tmps:
+            writer = sf.SoundFile(str(tmp), "w", samplerate=self.rate, channels=1, format="WAV", subtype=self.subtype)
+            self._stack.callback(_close_quietly, writer)  # runs before the targets' cleanup
+            self._writers.append(writer)
+        if self.work_rate != self.rate:
+            import soxr
+
+            self._up = soxr.ResampleStream(self.work_rate, self.rate, n_src, dtype="float32")
+        self.paths = paths
+
+    def write(self, part):
+        """Write separated samples ``[n_src, n]`` (at the working rate)."""
+        if self.paths is None:
+            self._open(part.shape[0])
+        if self._up is not None:
+            part = self._up.resample_chunk(np.ascontiguousarray(part.T)).T
+        self._write_at_file_rate(part)
+
+    def _write_at_file_rate(self, part):
+        n = min(part.shape[1], self.frames - self.written)
+        for writer, source in zip(self._writers, part[:, :n]):
+            writer.write(source)
+        self.written += n
+
+    def finish(self):
+        """The resampler's tail, then zeros up to the input's length (resampler rounding: at most a
+        few samples), then close the files; they are committed when the stack closes."""
+        n_src = len(self.paths)
+        if self._up is not None:
+            self._write_at_file_rate(self._up.resample_chunk(np.zeros((0, n_src), dtype=np.float32), last=True).T)
+        if self.written < self.frames:
+            self._write_at_file_rate(np.zeros((n_src, self.frames - self.written), dtype=np.float32))
+        for writer in self._writers:
+            writer.close()
+
+
 def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds=DEFAULT_CHUNK_SECONDS,
                   hop_seconds=None, resample=True, device=None, subtype="FLOAT", block_seconds=None,
                   align=True, notify=_default_notify):
@@ -375,6 +490,11 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
     Returns:
         dict: ``outputs`` (paths), ``sample_rate``, ``model_sample_rate``, ``processing_rate``,
         ``channels``, ``frames``, ``resampled``, ``downmixed``, ``n_chunks``.
+
+    Raises:
+        AudioError: The file cannot be read as audio, is empty or holds NaN/Inf samples (nothing is
+            written).
+        ~twostep_asteroid.fileio.DiskFullError: The disk filled up (nothing is written).
     """
     import soundfile as sf
 
@@ -382,11 +502,11 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
     try:
         reader = sf.SoundFile(str(in_path))
     except Exception as err:  # soundfile.LibsndfileError, or a TypeError for odd formats
-        raise AudioReadError(f"cannot read {in_path} as audio: {err}") from err
-    with reader:
+        raise AudioError(f"cannot read {in_path} as audio: {err}") from err
+    with reader, contextlib.ExitStack() as stack:
         rate, channels, frames = reader.samplerate, reader.channels, reader.frames
         if frames <= 0:
-            raise AudioReadError(f"{in_path} holds no audio samples")
+            raise AudioError(f"{in_path} holds no audio samples")
         model_rate = model_sample_rate(model)
         resampled = bool(resample and model_rate and int(round(model_rate)) != rate)
         work_rate = int(round(model_rate)) if resampled else rate
@@ -400,99 +520,33 @@ def separate_file(model, in_path, out_dir=None, *, out_paths=None, chunk_seconds
         chunk = int(round(chunk_seconds * work_rate)) if chunk_seconds else None
         hop = int(round(hop_seconds * work_rate)) if (chunk and hop_seconds) else None
         sep = StreamingSeparator(model, chunk, hop, device=device, align=align)
-        n_src = None
-
         if block_seconds:
             block = max(1, int(round(block_seconds * rate)))
         elif sep.hop_size:
             block = max(1, int(round(sep.hop_size * rate / work_rate)))
         else:
             block = rate
-
-        down = up = None
+        down = None
         if resampled:
             import soxr
 
             down = soxr.ResampleStream(rate, work_rate, 1, dtype="float32")
 
-        writers, tmps, finals = [], [], None
-        written = 0
+        def paths_for(n_src):
+            return [Path(p) for p in out_paths] if out_paths is not None else output_paths(in_path, out_dir, n_src)
 
-        def write(part, last=False):
-            nonlocal n_src, up, finals, written
-            if n_src is None:
-                n_src = part.shape[0]
-                finals = [Path(p) for p in out_paths] if out_paths is not None else output_paths(in_path, out_dir, n_src)
-                if len(finals) != n_src:
-                    raise ValueError(f"{len(finals)} output paths given for {n_src} sources")
-                for path in finals:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = tmp_path(path)
-                    tmps.append(tmp)
-                    writers.append(sf.SoundFile(str(tmp), "w", samplerate=rate, channels=1,
-                                                format="WAV", subtype=subtype))
-                if resampled:
-                    import soxr
-
-                    up = soxr.ResampleStream(work_rate, rate, n_src, dtype="float32")
-            if up is not None:
-                part = up.resample_chunk(np.ascontiguousarray(part.T), last=last).T
-            n = min(part.shape[1], frames - written)
-            for writer, source in zip(writers, part[:, :n]):
-                writer.write(source)
-            written += n
-
-        try:
-            read = 0
-            for data in reader.blocks(blocksize=block, dtype="float32", always_2d=True):
-                bad = ~np.isfinite(data).all(axis=1)
-                if bad.any():
-                    # One NaN would spread through every later chunk (norms, convolutions).
-                    raise AudioReadError(
-                        f"{in_path}: {int(bad.sum())} NaN/Inf sample(s) from sample "
-                        f"{read + int(np.flatnonzero(bad)[0])} on; nothing written. Repair or re-export the file.")
-                read += len(data)
-                mono = data.mean(axis=1) if channels > 1 else data[:, 0]
-                if down is not None:
-                    mono = down.resample_chunk(np.ascontiguousarray(mono))
-                for part in sep.push(mono):
-                    write(part)
-            if down is not None:
-                tail = down.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-                for part in sep.push(tail):
-                    write(part)
-            parts = sep.flush()
-            if n_src is None and not parts:
-                raise AudioReadError(f"{in_path}: nothing to separate")
-            for part in parts:
-                write(part)
-            if up is not None:
-                write(np.zeros((n_src, 0), dtype=np.float32), last=True)
-            if written < frames:  # resampler rounding: at most a few samples
-                write_pad = np.zeros((n_src, frames - written), dtype=np.float32)
-                up_saved, up = up, None
-                write(write_pad)
-                up = up_saved
-            for writer in writers:
-                writer.close()
-            for tmp, path in zip(tmps, finals):
-                os.replace(tmp, path)
-        except BaseException as err:
-            for writer in writers:
-                if not writer.closed:
-                    try:
-                        writer.close()
-                    except Exception:  # a full disk can fail the close too; the file is removed below
-                        pass
-            for tmp in tmps:
-                if tmp.exists():
-                    tmp.unlink()
-            # libsndfile reports a full disk as "System error.": check the free space.
-            if finals and is_disk_full(err, finals[0].parent):
-                raise disk_full_error(finals[0], err, "Nothing was written for this file.") from err
-            raise
+        files = _SourceFiles(stack, paths_for, rate, work_rate, frames, subtype)
+        for mono in _read_mono_blocks(reader, in_path, block, down):
+            for part in sep.push(mono):
+                files.write(part)
+        parts = sep.flush()
+        if files.paths is None and not parts:
+            raise AudioError(f"{in_path}: nothing to separate")
+        for part in parts:
+            files.write(part)
+        files.finish()
     return {
-        "outputs": [str(p) for p in finals],
+        "outputs": [str(p) for p in files.paths],
         "sample_rate": rate,
         "model_sample_rate": model_rate,
         "processing_rate": work_rate,

@@ -9,6 +9,7 @@ from asteroid_filterbanks import Decoder, Encoder
 
 from .filterbanks import TwoStepFB
 from .masknn import TDCN
+from .sources import load_model_conf
 from .targets import ideal_latent_masks, ideal_latent_targets, with_residual_source
 
 
@@ -44,15 +45,14 @@ class _SerializableMixin:
 
         Args:
             pretrained_model_conf_or_path (dict or str): Output of :meth:`serialize`, a path to a
-                ``.pth``/``.safetensors`` file or to a folder written by :func:`twostep_asteroid.hub.save_pretrained`,
-                a Hub id ``org/name[@revision]`` or an ``https://huggingface.co/org/name`` URL.
+                ``.pth``/``.safetensors`` file or to a folder written by
+                :func:`twostep_asteroid.serialization.save_pretrained`, a Hub id
+                ``org/name[@revision]`` or an ``https://huggingface.co/org/name`` URL.
             *args, **kwargs: Extra constructor arguments, overriding the stored ones.
 
         Returns:
             The model, with its weights loaded.
         """
-        from .hub import load_model_conf
-
         conf = load_model_conf(pretrained_model_conf_or_path)
         name = conf["model_name"]
         if name != cls.__name__:
@@ -229,7 +229,7 @@ class TwoStepTDCN(_TwoStepModel):
         norm_type (str): ``"gLN"`` (default), ``"cLN"``, ``"BN"``...
         mask_act (str): ``"softmax"`` over sources (paper).
         mask_head (str): ``"toeplitz"`` (paper) or ``"dense"``, see :class:`~twostep_asteroid.masknn.TDCN`.
-        conv_impl (str): Depthwise conv implementation, see :class:`~twostep_asteroid.masknn.DilatedDepthwiseConv1d`.
+        conv_impl (str): Depthwise conv implementation, see :class:`~twostep_asteroid.layers.DilatedDepthwiseConv1d`.
         skip_chan (int): Conv-TasNet-style skip connections (0: none, the paper's TDCN).
         feature_norm (bool): Per-basis normalisation of the encoded mixture before the masker
             (off in the paper), see :class:`~twostep_asteroid.masknn.TDCN`.
@@ -361,8 +361,6 @@ register_model(TwoStepSeparator)
 def load_separator(source):
     """A step-2 model (:class:`TwoStepTDCN` or :class:`TwoStepSeparator`, by its stored
     ``model_name``) from anything :meth:`~_SerializableMixin.from_pretrained` takes."""
-    from .hub import load_model_conf
-
     conf = load_model_conf(source)
     classes = {cls.__name__: cls for cls in (TwoStepTDCN, TwoStepSeparator)}
     if conf["model_name"] not in classes:

@@ -276,7 +276,7 @@ def write_examples(folder, items, sample_rate, n_examples, key="si_sdr_imp"):
     """
     import torch
 
-    from .evaluate import si_sdr
+    from .metrics import si_sdr
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

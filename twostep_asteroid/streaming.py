@@ -11,7 +11,8 @@ therefore the frame length L (no look-ahead is added), ``model.latency_samples``
   as an ``nn.Module`` whose state is explicit inputs and outputs: the encoder's last ``L - S``
   input samples, the depthwise convolutions' last input frames (:meth:`TDCN.step
   <twostep_asteroid.masknn.TDCN.step>`) and the decoder's overlap-add tail of ``L - S`` samples.
-  It is what :mod:`twostep_asteroid.export` traces to TorchScript and ONNX.
+  :func:`trace_streaming_step` traces it to TorchScript (checked against eager), and
+  :mod:`twostep_asteroid.export` saves that trace or an ONNX export of it.
 * :class:`StreamingTwoStep` holds that state for Python callers: ``push(samples)`` takes blocks of
   any size and returns the separated samples that became final, ``flush()`` the rest. Across a
   stream the output equals the offline model's output on the whole signal (within float32
@@ -29,10 +30,14 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from .inference import as_mono_block, load_model
+from .parity import EXPORT_ATOL, check_parity
 
 #: Streaming output vs the offline causal model on the whole signal: ``max |stream - offline| <=
 #: STREAM_ATOL * max(1, max |offline|)``. They compute the same sums in another order (convolutions
@@ -40,6 +45,10 @@ from torch import nn
 STREAM_ATOL = 1e-5
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+
+#: Names of :class:`StreamingStep`'s inputs and outputs, in order (also those of its ONNX export).
+STREAM_INPUTS = ["chunk", "enc_state", "masker_state", "dec_state"]
+STREAM_OUTPUTS = ["sources", "next_enc_state", "next_masker_state", "next_dec_state"]
 
 
 def check_streamable(model):
@@ -102,8 +111,9 @@ class StreamingStep(nn.Module):
 
         Same maths as the per-source transposed convolution: each frame's synthesis as one matrix
         product per source, then overlap-add by pieces of S samples, each piece padded by a
-        constant so that a traced step takes any K. (``conv_transpose1d`` with the decoder's
-        block-diagonal filters took about 0.7 ms a call on 4 frames, a fifth of a step.)
+        constant so that a traced step takes any K. Written so because ``conv_transpose1d`` with the
+        decoder's block-diagonal filters was a large share of a step on a few frames (bench/README.md,
+        "Measurements moved from docstrings").
         """
         fb = self.model.decoder.filterbank
         filters = fb._filters if fb.n_groups > 1 else fb._filters.expand(latents.shape[1], -1, -1)
@@ -135,6 +145,69 @@ class StreamingStep(nn.Module):
                 decoded[..., -self.context :])
 
 
+# ---------------------------------------------------------------------------------------------
+# Tracing the step (TorchScript), checked against eager
+# ---------------------------------------------------------------------------------------------
+def stream_examples(step, frames, batch, seed):
+    """Random inputs of a :class:`StreamingStep` (chunk of ``frames`` frames and the three states),
+    reproducible from ``seed``: what a trace or export is made and checked on.
+
+    Returns:
+        tuple: ``(chunk [batch, frames * S], enc_state, masker_state, dec_state)``, on CPU.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    enc, masker, dec = step.initial_state(batch, device="cpu")
+    chunk = torch.randn(batch, frames * step.stride, generator=gen)
+    enc = torch.randn(enc.shape, generator=gen)
+    masker = torch.randn(masker.shape, generator=gen)
+    dec = torch.randn(dec.shape, generator=gen)
+    return chunk, enc, masker, dec
+
+
+def check_streaming_step(name, run, step, atol=EXPORT_ATOL, frames=7, batch=2):
+    """Check a traced or exported step against the eager ``step``: on another K and batch than it
+    was made with, then once more on its own output states (two steps chained).
+
+    Args:
+        name (str): What is checked, for the error message.
+        run (callable): Numpy inputs (:data:`STREAM_INPUTS` order) -> the four outputs.
+        step (StreamingStep): The eager reference.
+        atol (float): See :func:`~twostep_asteroid.parity.check_parity`.
+        frames, batch (int): K and batch of the check.
+
+    Raises:
+        RuntimeError: An output differs (see :func:`~twostep_asteroid.parity.check_parity`).
+    """
+    inputs = stream_examples(step, frames, batch, seed=1)
+    with torch.no_grad():
+        ref = step(*inputs)
+        ref2 = step(inputs[0].flip(-1), *ref[1:])
+    got = run([t.numpy() for t in inputs])
+    got2 = run([inputs[0].flip(-1).numpy()] + [np.asarray(g) for g in got[1:]])
+    for i, (g, r) in enumerate(zip(list(got) + list(got2), list(ref) + list(ref2))):
+        check_parity(f"{name} ({(STREAM_OUTPUTS * 2)[i]})", lambda g=g: np.asarray(g), r.numpy(), atol)
+
+
+def trace_streaming_step(step, example_frames=4, atol=EXPORT_ATOL):
+    """``torch.jit.trace`` a :class:`StreamingStep` (batch 1 example, K = ``example_frames``), checked
+    against eager with :func:`check_streaming_step`. :class:`StreamingTwoStep` runs it (``jit=True``);
+    :mod:`twostep_asteroid.export` saves it.
+
+    Returns:
+        torch.jit.ScriptModule: the traced step (same signature).
+    """
+    example = stream_examples(step, example_frames, 1, seed=0)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(step, example, check_trace=False)
+
+        def run(arrays):
+            return [t.numpy() for t in traced(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])]
+
+        check_streaming_step("The traced streaming step", run, step, atol)
+    return traced
+
+
 class StreamingTwoStep:
     """Stateful real-time separator: mixture blocks of any size in, final separated samples out.
 
@@ -163,8 +236,6 @@ class StreamingTwoStep:
 
     def __init__(self, model, device=None, max_frames=None, jit=True):
         if not isinstance(model, nn.Module):
-            from .inference import load_model
-
             model = load_model(model, device)
         check_streamable(model)
         if device is not None:
@@ -174,8 +245,6 @@ class StreamingTwoStep:
         self.device = next(self.model.parameters()).device
         self._step = self.step
         if jit and self.device.type == "cpu":
-            from .export import trace_streaming_step
-
             self._step = torch.jit.freeze(trace_streaming_step(self.step).eval())
         self.n_src = self.model.n_src
         self.sample_rate = float(self.model.sample_rate)
@@ -196,9 +265,7 @@ class StreamingTwoStep:
         samples that became final, ``[n_src, m]`` float32 (``m`` may be 0)."""
         if self._finished:
             raise RuntimeError("flush() was already called; reset() starts a new stream")
-        block = np.asarray(samples.detach().cpu() if torch.is_tensor(samples) else samples, dtype=np.float32)
-        if block.ndim != 1:
-            raise ValueError(f"push() takes mono 1-D blocks, got shape {block.shape}")
+        block = as_mono_block(samples)
         self.n_pushed += block.shape[0]
         self._buf = np.concatenate([self._buf, block]) if self._buf.size else block.copy()
         outs = []

@@ -8,21 +8,11 @@ import logging
 import torch
 
 from asteroid.engine import System
-from asteroid.losses import multisrc_neg_sisdr
 
 from .losses import TwoStepLoss
+from .metrics import mixture_sisdr, si_sdr_improvement
 
 log = logging.getLogger(__name__)
-
-
-def sisdr_per_example(estimates, sources):
-    """Mean SI-SDR over sources (same order), per example: ``[batch]`` in dB."""
-    return -multisrc_neg_sisdr(estimates, sources)
-
-
-def mixture_sisdr(mixture, sources):
-    """SI-SDR of the unprocessed mixture against each source, averaged: ``[batch]`` in dB."""
-    return sisdr_per_example(mixture.unsqueeze(1).expand_as(sources), sources)
 
 
 class _GuardedSystem(System):
@@ -56,6 +46,13 @@ class _GuardedSystem(System):
         self.log("loss", loss, prog_bar=True)
         return loss
 
+    def validation_step(self, batch, batch_nb):
+        """Log ``val_loss`` (the subclass's ``common_step`` with ``train=False``), averaged over the
+        epoch and across processes, for checkpointing, early stopping and the LR schedule."""
+        loss = self.common_step(batch, batch_nb, train=False)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
+                 sync_dist=True)
+
     def on_validation_epoch_end(self):
         # asteroid's System assumes a logger is configured; Lightning allows logger=False.
         if self.trainer.logger is not None:
@@ -76,16 +73,10 @@ class FrontEndSystem(_GuardedSystem):
         targets = self.model.training_sources(mixture, sources)
         loss = self.loss_func(out["estimates"], targets)
         if not train:
-            n_src = sources.shape[1]
-            improvement = sisdr_per_example(out["estimates"][:, :n_src], sources) - mixture_sisdr(mixture, sources)
+            improvement = si_sdr_improvement(out["estimates"][:, : sources.shape[1]], sources, mixture)
             self.log("val_oracle_sisdri", improvement.mean(), on_epoch=True, prog_bar=True,
                      batch_size=mixture.shape[0], sync_dist=True)
         return loss
-
-    def validation_step(self, batch, batch_nb):
-        loss = self.common_step(batch, batch_nb, train=False)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
-                 sync_dist=True)
 
 
 class SeparatorSystem(_GuardedSystem):
@@ -128,11 +119,6 @@ class SeparatorSystem(_GuardedSystem):
                  batch_size=batch_size, sync_dist=True)
         return out["loss"]
 
-    def validation_step(self, batch, batch_nb):
-        loss = self.common_step(batch, batch_nb, train=False)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
-                 sync_dist=True)
-
 
 class WaveformSystem(_GuardedSystem):
     """End-to-end training of a model that maps ``[B, T]`` mixtures to ``[B, n_src, T]``
@@ -154,8 +140,3 @@ class WaveformSystem(_GuardedSystem):
             self.log("val_sisdri", -loss - mixture_sisdr(mixture, sources).mean(), on_epoch=True,
                      prog_bar=True, batch_size=batch_size, sync_dist=True)
         return loss
-
-    def validation_step(self, batch, batch_nb):
-        loss = self.common_step(batch, batch_nb, train=False)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0],
-                 sync_dist=True)

@@ -1,7 +1,7 @@
 """Training entry points: ``python -m twostep_asteroid.train {step1,step2,step3,asteroid}``.
 
 - ``step1``: the front end; ``step2``: the separator on the frozen front end (``--front_end``);
-- ``step3``: joint fine-tuning of front end and separator on waveforms, from step 2's best.pth
+- ``step3``: joint fine-tuning of front end and separator on waveforms, from step 2's best_model.pth
   (``--init``; off while ``step3.max_steps`` is 0);
 - ``asteroid``: one of Asteroid's own models (``--model ConvTasNet --model_args '{...}'``) trained
   end to end with PIT SI-SDR under the ``step2`` settings, as a baseline.
@@ -12,7 +12,8 @@ Each run writes into its ``--exp_dir``:
   validation, the best by ``val_loss``), written atomically; a rerun resumes from ``last.ckpt``
   (model, optimizer, scheduler, step and RNG states);
 - ``logs/version_<k>/metrics.csv``: the CSV logger, one version per (re)start;
-- ``best.pth``: the best model, serialized (``from_pretrained``-able);
+- ``best_model.pth`` (:data:`~twostep_asteroid.serialization.BEST_MODEL_NAME`, Asteroid's name): the best
+  model, serialized (``from_pretrained``-able);
 - ``summary.json`` and the completion marker ``done``: a run with ``done`` present is skipped.
 
 Faults (docs/reliability.md): a full disk raises ``DiskFullError`` (the previous checkpoint is
@@ -38,27 +39,20 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
-from .callbacks import AtomicModelCheckpoint, EpochSetter, StopOnSignal, TrainingInterrupted, WallClock
+from .callbacks import (AtomicModelCheckpoint, EpochSetter, StopOnSignal, TrainingInterrupted, WallClock,
+                        resume_hint)
 from .config import ConfigError, load_config, save_config
 from .fileio import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
 from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
 from .separators import masker_from_conf
+from .serialization import BEST_MODEL_NAME, best_model_path
 from .systems import FrontEndSystem, SeparatorSystem, WaveformSystem
 from .watchdog import PeerWatchdog
 
 log = logging.getLogger("twostep_asteroid.train")
 DONE = "done"
-
-
-def resume_hint(exp_dir, stage):
-    """What to run to continue an interrupted step."""
-    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
-    number = {"step1": 1, "step2": 2}.get(stage)
-    where = f" (under run.sh: ./run.sh --stage {number} with the same options)" if number else ""
-    return (f"Resume with the same command{where}: it continues from {last} if it exists, else starts "
-            f"{stage} again.")
 
 
 def check_writable(exp_dir):
@@ -83,12 +77,12 @@ def _loaders(conf, data_dir, stage_conf, sample_rate, world_size=1):
         # One epoch is one validation interval: epoch-wise callbacks then see every validation.
         # Under DDP each process gets 1/world_size of the items, hence the factor.
         n_items = stage_conf["val_every_n_steps"] * batch_size * world_size
-    augment = {}
+    augment = {"max_snr_db": data["max_snr_db"]} if data["dynamic_mixing"] else {}
     if data["speed_perturb"] > 0:
         if not data["dynamic_mixing"]:
             raise ConfigError("data.speed_perturb (pseudo-speakers) is part of dynamic mixing: set "
                               "data.dynamic_mixing: true, or data.speed_perturb: 0.0.")
-        augment = dict(speed_perturb=data["speed_perturb"], speed_range=tuple(data["speed_range"]))
+        augment.update(speed_perturb=data["speed_perturb"], speed_range=tuple(data["speed_range"]))
     train_set = make_dataset(data_dir / "tr", n_src=data["n_src"], sample_rate=sample_rate,
                              segment=data["segment"], dynamic_mixing=data["dynamic_mixing"],
                              n_items=n_items, seed=conf["trainer"]["seed"], **augment)
@@ -271,7 +265,7 @@ def budget_report(exp_dir):
 
 def _finish(exp_dir, model, summary, trainer):
     if trainer.is_global_zero:
-        atomic_torch_save(model.serialize(), Path(exp_dir) / "best.pth")
+        atomic_torch_save(model.serialize(), Path(exp_dir) / BEST_MODEL_NAME)
         atomic_write_json(Path(exp_dir) / "summary.json", summary)
         atomic_write_text(Path(exp_dir) / DONE, json.dumps({"finished": time.time()}))
     trainer.strategy.barrier("finish")
@@ -282,7 +276,7 @@ def train_step1(conf, data_dir, exp_dir):
     exp_dir = Path(exp_dir)
     if (exp_dir / DONE).is_file():
         log.info("Step 1 already done in %s (remove %s to redo it).", exp_dir, exp_dir / DONE)
-        return exp_dir / "best.pth"
+        return best_model_path(exp_dir)
     stage_conf = _setup(conf, exp_dir, "step1")
     data = conf["data"]
     trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [], stage="step1")
@@ -311,12 +305,12 @@ def train_step1(conf, data_dir, exp_dir):
     if trainer.is_global_zero:
         print(f"Step 1: oracle SI-SDRi of the learned front end on the validation set: {oracle:.2f} dB")
     _finish(exp_dir, front_end, summary, trainer)
-    return exp_dir / "best.pth"
+    return exp_dir / BEST_MODEL_NAME
 
 
 def compile_masker(model, on_cpu):
     """``torch.compile`` the masker in place (``Module.compile``), so that the state dict keeps its
-    keys and checkpoints and best.pth are the same as without compilation.
+    keys and checkpoints and best_model.pth are the same as without compilation.
 
     On CPU, inductor builds C++ kernels. Without a C++ compiler on PATH this fails before training
     with the fix named, rather than at the first step or, worse, as a quiet eager run that trains
@@ -416,7 +410,7 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     """Train the separator on the frozen front end (step 2) and save the best by waveform SI-SDR."""
     exp_dir = Path(exp_dir)
     if _done(exp_dir, "Step 2"):
-        return exp_dir / "best.pth"
+        return best_model_path(exp_dir)
     stage_conf = conf["step2"]
     if stage_conf["train_front_end"] and stage_conf["latent_weight"] > 0:
         raise ConfigError("step2.train_front_end: true trains end to end on waveforms; set "
@@ -426,7 +420,7 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
                                              lambda: build_separator(conf, front_end_path), loss_func)
     summary["masker_type"] = conf["masker"]["type"]
     _finish(exp_dir, model, summary, trainer)
-    return exp_dir / "best.pth"
+    return exp_dir / BEST_MODEL_NAME
 
 
 def train_step3(conf, data_dir, exp_dir, init_path=None):
@@ -438,21 +432,21 @@ def train_step3(conf, data_dir, exp_dir, init_path=None):
     Args:
         conf (dict): The recipe configuration (``step3`` section, ``data``, ``trainer``).
         data_dir: Folder with the ``tr/`` and ``cv/`` manifests.
-        exp_dir: Output folder (``best.pth``, ``summary.json``, ``done``, checkpoints, logs).
-        init_path: Step 2's ``best.pth`` (a :class:`TwoStepTDCN` or :class:`TwoStepSeparator`).
+        exp_dir: Output folder (``best_model.pth``, ``summary.json``, ``done``, checkpoints, logs).
+        init_path: Step 2's ``best_model.pth`` (a :class:`TwoStepTDCN` or :class:`TwoStepSeparator`).
 
     Returns:
-        Path or None: ``exp_dir / "best.pth"``, or ``None`` when step 3 is off.
+        Path or None: ``exp_dir / "best_model.pth"``, or ``None`` when step 3 is off.
     """
     exp_dir = Path(exp_dir)
     if conf["step3"]["max_steps"] <= 0:
         log.info("step3.max_steps is 0: step 3 is off, nothing to do.")
         return None
     if _done(exp_dir, "Step 3"):
-        return exp_dir / "best.pth"
+        return best_model_path(exp_dir)
     if init_path is None or not Path(init_path).is_file():
-        raise ConfigError(f"Step 3 starts from step 2's best.pth, not found at {init_path}: run step 2 first "
-                          "(run.sh --stage 2) and pass its best.pth with --init.")
+        raise ConfigError(f"Step 3 starts from step 2's {BEST_MODEL_NAME}, not found at {init_path}: run step 2 "
+                          f"first (run.sh --stage 2) and pass its {BEST_MODEL_NAME} with --init.")
     def build():
         model = load_separator(str(init_path))
         model.set_front_end_trainable(True)
@@ -462,7 +456,7 @@ def train_step3(conf, data_dir, exp_dir, init_path=None):
     model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step3", build, loss_func)
     summary["init"] = str(init_path)
     _finish(exp_dir, model, summary, trainer)
-    return exp_dir / "best.pth"
+    return exp_dir / BEST_MODEL_NAME
 
 
 def build_asteroid_model(conf, model_name, model_args=None):
@@ -483,18 +477,16 @@ def train_asteroid_model(conf, data_dir, exp_dir, model_name, model_args=None):
     (batch, lr, schedule, steps, minutes, validation), for comparison with the two-step models."""
     exp_dir = Path(exp_dir)
     if _done(exp_dir, model_name):
-        return exp_dir / "best.pth"
+        return best_model_path(exp_dir)
     model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step2",
                                              lambda: build_asteroid_model(conf, model_name, model_args),
                                              pit_sisdr_loss(), system_cls=WaveformSystem)
     summary.update({"step": "asteroid", "model_name": model_name})
     _finish(exp_dir, model, summary, trainer)
-    return exp_dir / "best.pth"
+    return exp_dir / BEST_MODEL_NAME
 
 
 def main(argv=None):
-    import sys
-
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["budget"]:
         # `python -m twostep_asteroid.train budget EXP`: steps run against the budget (run.sh's last lines).
@@ -509,8 +501,8 @@ def main(argv=None):
     parser.add_argument("--conf", help="YAML configuration (see conf/default.yml)")
     parser.add_argument("--data_dir", required=True, help="folder with tr/ cv/ manifests")
     parser.add_argument("--exp_dir", required=True)
-    parser.add_argument("--front_end", help="step-1 best.pth (step 2)")
-    parser.add_argument("--init", help="step-2 best.pth (step 3)")
+    parser.add_argument("--front_end", help=f"step-1 {BEST_MODEL_NAME} (step 2)")
+    parser.add_argument("--init", help=f"step-2 {BEST_MODEL_NAME} (step 3)")
     parser.add_argument("--model", help="an asteroid.models name, e.g. ConvTasNet (asteroid)")
     parser.add_argument("--model_args", default="{}", help="its keyword arguments as JSON (asteroid)")
     parser.add_argument("overrides", nargs="*", help="section.key=value")

@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from twostep_asteroid.serialization import BEST_MODEL_NAME
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "wsj0-2mix" / "twostep"
 README = ROOT / "README.md"
@@ -134,7 +136,7 @@ class Workspace:
 
     def causal_model(self):
         """A tiny causal model (conf/causal.yml) under the workspace's experiments, trained once."""
-        path = self.exp / "causal_prompts" / "step2" / "best.pth"
+        path = self.exp / "causal_prompts" / "step2" / BEST_MODEL_NAME
         if not path.is_file():
             self.run("./run.sh --conf conf/causal.yml --stop_stage 2", cwd=RECIPE,
                      extra=["--overrides", TINY, *self.recipe_args(self.data, self.exp)])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import artefact_dir, open_report, problems
+from twostep_asteroid.serialization import BEST_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "wsj0-2mix" / "twostep"
@@ -72,7 +73,7 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
     assert "GPL-2.0-only" in card and "CC-BY-SA-3.0" in card
     assert json.loads((hub / "config.json").read_text())
 
-    stamps = {p: p.stat().st_mtime_ns for p in [exp / "step1" / "best.pth", exp / "step2" / "best.pth",
+    stamps = {p: p.stat().st_mtime_ns for p in [exp / "step1" / BEST_MODEL_NAME, exp / "step2" / BEST_MODEL_NAME,
                                                  exp / "eval" / "results.json"]}
     log = _run(tmp_path, "--stop_stage", "3")
     assert "already done" in log

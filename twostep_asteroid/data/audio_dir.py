@@ -54,7 +54,7 @@ import soundfile as sf
 from . import builder
 from .audio_io import AudioError, MultichannelError, read_audio
 from .builder import BuildConfig, Recording, assign_split, split_key
-from .common import SPLITS, CorpusError, builder_parser, run_build
+from .common import SPLITS, CorpusError, builder_parser, comma_list, run_build, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -353,15 +353,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
 
     def build():
         cfg = AudioDirConfig(n_tr=args.n_tr, n_cv=args.n_cv, n_tt=args.n_tt, n_src=args.n_src,
                              seed=args.seed, sample_rate=args.sample_rate, min_len=args.min_len,
                              max_len=args.max_len, n_unseen=args.n_unseen, license=args.license,
-                             held_out=tuple(x.strip() for x in args.held_out.split(",")
-                                            if x.strip()))
+                             held_out=comma_list(args.held_out))
         build_audio_dir(args.audio_dir, args.out, cfg, progress=not args.no_progress)
 
     return run_build(build, (CorpusError, ValueError))

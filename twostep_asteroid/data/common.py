@@ -6,6 +6,7 @@ Nothing here imports torch or the model modules of the package.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Callable, List, Tuple, Type
 
@@ -50,6 +51,27 @@ def builder_parser(module: str, description: str, out_help: str) -> argparse.Arg
                                 description=description)
     p.add_argument("--out", required=True, help=out_help)
     return p
+
+
+def add_layout_options(p: argparse.ArgumentParser, defaults, mode: bool = True):
+    """``--n_src`` (2 or 3), ``--sample_rate`` (8 or 16 kHz), ``--mode`` (min/max, if ``mode``) and
+    ``--no_progress``, with the defaults of the builder's config dataclass ``defaults``."""
+    p.add_argument("--n_src", type=int, default=defaults.n_src, choices=[2, 3])
+    p.add_argument("--sample_rate", type=int, default=defaults.sample_rate, choices=[8000, 16000])
+    if mode:
+        p.add_argument("--mode", default=defaults.mode, choices=["min", "max"])
+    p.add_argument("--no_progress", action="store_true")
+
+
+def comma_list(text: str) -> Tuple[str, ...]:
+    """``"a, b,"`` -> ``("a", "b")``: a comma-separated command-line list."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def setup_logging(verbose: bool = False):
+    """The builders' log format on stderr (INFO, or DEBUG with ``verbose``)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_build(build: Callable[[], object],

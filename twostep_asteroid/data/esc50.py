@@ -75,7 +75,7 @@ from ..config import DEFAULTS
 from ..fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from .audio_io import AudioError, from_int16, read_audio, to_int16, write_wav
 from .buildstate import BuildState, config_hash, file_sha256
-from .common import SPLITS, CorpusError, builder_parser, run_build, src_names, wav_dir
+from .common import SPLITS, CorpusError, builder_parser, run_build, setup_logging, src_names, wav_dir
 from .manifests import STAGING, raise_problems
 from .mixing import mix_sources, relative_gains
 
@@ -581,7 +581,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     cfg = Esc50Config(sample_rate=args.sample_rate, n_src=args.n_src, segment=args.segment,
                       n_tr=args.n_tr, n_cv=args.n_cv, n_tt=args.n_tt, seed=args.seed,
                       esc10=args.esc10)

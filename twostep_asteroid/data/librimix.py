@@ -43,7 +43,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import DEFAULTS
 from .buildstate import file_sha256
-from .common import SPLITS, CorpusError, builder_parser, run_build, wav_dir
+from .common import SPLITS, CorpusError, add_layout_options, builder_parser, run_build, setup_logging, wav_dir
 from .manifests import Listed, build_manifests, check_listed, manifest_lists, raise_problems
 
 log = logging.getLogger(__name__)
@@ -285,17 +285,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="sep_clean: mix_clean; sep_noisy: mix_both (speech + WHAM! noise)")
     p.add_argument("--train_set", default=d.train_set, choices=list(TRAIN_SETS),
                    help="the LibriMix training subset(s) of the tr split")
-    p.add_argument("--n_src", type=int, default=d.n_src, choices=[2, 3])
-    p.add_argument("--sample_rate", type=int, default=d.sample_rate, choices=[8000, 16000])
-    p.add_argument("--mode", default=d.mode, choices=["min", "max"])
-    p.add_argument("--no_progress", action="store_true")
+    add_layout_options(p, d)
     return p
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     cfg = LibriMixConfig(task=args.task, train_set=args.train_set, n_src=args.n_src,
                          sample_rate=args.sample_rate, mode=args.mode)
     return run_build(lambda: librimix_manifests(args.librimix_dir, args.out, cfg,

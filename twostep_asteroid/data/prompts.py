@@ -45,6 +45,7 @@ CLI (sizes, seed and ``n_src`` default to the recipe's, ``config.DEFAULTS["data"
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -75,7 +76,7 @@ from .builder import (  # noqa: F401  (the generic steps, also importable from h
     tree_fingerprint,
 )
 from .buildstate import BuildState, file_sha256
-from .common import SPLITS, CorpusError, builder_parser, run_build
+from .common import SPLITS, CorpusError, builder_parser, comma_list, run_build, setup_logging
 from .debian import extract_debs, fetch_debs
 from .voices import (
     CODEC2_CLIPS,
@@ -452,15 +453,13 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
 
     def build():
-        names = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())
         cfg = CorpusConfig(n_tr=args.n_tr, n_cv=args.n_cv, n_tt=args.n_tt, n_src=args.n_src,
                            seed=args.seed, min_len=args.min_len, max_len=args.max_len,
-                           train_speakers=names(args.train_speakers) or None,
-                           unseen_speakers=names(args.unseen_speakers),
+                           train_speakers=comma_list(args.train_speakers) or None,
+                           unseen_speakers=comma_list(args.unseen_speakers),
                            n_unseen=args.n_unseen, n_codec2=args.n_codec2)
         if args.src_dir:
             build_corpus(args.src_dir, args.out, cfg, progress=not args.no_progress)

@@ -32,7 +32,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import DEFAULTS
 from .buildstate import config_hash
-from .common import SPLITS, CorpusError, builder_parser, run_build, src_names, wav_dir
+from .common import (SPLITS, CorpusError, add_layout_options, builder_parser, run_build, setup_logging,
+                     src_names, wav_dir)
 from .manifests import Listed, build_manifests, check_listed, manifest_lists, raise_problems
 
 log = logging.getLogger(__name__)
@@ -180,18 +181,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="the wham_mix folder, holding wav8k/min/{tr,cv,tt}/")
     p.add_argument("--task", default=d.task, choices=list(TASKS),
                    help="sep_clean: mix_clean; sep_noisy: mix_both (speech + noise)")
-    p.add_argument("--n_src", type=int, default=d.n_src,
-                   help="WHAM! has 2 speakers (the recipe passes its data.n_src)")
-    p.add_argument("--sample_rate", type=int, default=d.sample_rate, choices=[8000, 16000])
-    p.add_argument("--mode", default=d.mode, choices=["min", "max"])
-    p.add_argument("--no_progress", action="store_true")
+    add_layout_options(p, d)  # WHAM! has 2 speakers: the build refuses another n_src
     return p
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     cfg = WhamConfig(task=args.task, n_src=args.n_src, sample_rate=args.sample_rate,
                      mode=args.mode)
     return run_build(lambda: wham_manifests(args.wham_dir, args.out, cfg,

@@ -34,7 +34,8 @@ from ..config import DEFAULTS
 from ..fileio import atomic_write_json
 from .audio_io import AudioError, n_frames, read_audio, write_wav
 from .buildstate import BuildState, config_hash
-from .common import SPLITS, CorpusError, builder_parser, run_build, src_names, wav_dir
+from .common import (SPLITS, CorpusError, add_layout_options, builder_parser, run_build, setup_logging,
+                     src_names, wav_dir)
 from .mixing import CLIP_PEAK, mix_sources
 
 log = logging.getLogger(__name__)
@@ -357,19 +358,15 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--wsj0mix_dir", help="existing wsj0-mix folder (holding wav8k/min/tr/...)")
     p.add_argument("--lists_dir", default=None,
                    help="folder with mix_<n>_spk_{tr,cv,tt}.txt (MERL create-speaker-mixtures)")
-    p.add_argument("--n_src", type=int, default=d.n_src, choices=[2, 3])
-    p.add_argument("--sample_rate", type=int, default=d.sample_rate, choices=[8000, 16000])
-    p.add_argument("--mode", default=d.mode, choices=["min", "max"])
+    add_layout_options(p, d)
     p.add_argument("--no_utterances", action="store_true",
                    help="with --wsj0_dir: do not write the single-speaker utterance pool")
-    p.add_argument("--no_progress", action="store_true")
     return p
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     def build():
         if args.wsj0_dir:

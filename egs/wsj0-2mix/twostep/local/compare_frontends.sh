@@ -54,7 +54,7 @@ front_ends=()
 for N in $Ns; do
   for L in $Ls; do
     run=$exp/N${N}_L${L}
-    front_ends+=("$run/best.pth")
+    front_ends+=("$(python -m twostep_asteroid.serialization best "$run")")
     if [ -f "$run/done" ]; then
       log "step 1 N=$N L=$L: done, skipped ($run)"
       continue

@@ -60,12 +60,14 @@ train() {  # train STEP EXP_DIR LOG_NAME [args...]: skipped when EXP_DIR has its
     2>&1 | tee -a "$exp/logs/$name.log"
 }
 
+best() { python -m twostep_asteroid.serialization best "$1"; }  # a run's best_model.pth (or an old run's best.pth)
+
 evaluate() {  # evaluate RUN_DIR: test-set metrics into RUN_DIR/eval, unless newer than the model
-  if [ -f "$1/eval/report.html" ] && [ "$1/eval/results.json" -nt "$1/best.pth" ]; then
+  if [ -f "$1/eval/report.html" ] && [ "$1/eval/results.json" -nt "$(best "$1")" ]; then
     log "evaluation of $1: done, skipped"
   else
     log "evaluation of $1 on $data_dir/tt"
-    python -m twostep_asteroid.evaluate --model "$1/best.pth" --data_dir "$data_dir/tt" --out_dir "$1/eval" \
+    python -m twostep_asteroid.evaluate --model "$(best "$1")" --data_dir "$data_dir/tt" --out_dir "$1/eval" \
       --conf "$cf" 2>&1 | tee "$exp/logs/eval_$2.log"
   fi
 }
@@ -81,7 +83,7 @@ for dm in $dm_values; do
     train step1 "$base/step1" "${name}_step1" $common
     log "$name: two-step, step 2 on the frozen front end -> $base/two_step"
     # shellcheck disable=SC2086
-    train step2 "$base/two_step" "${name}_two_step" --front_end "$base/step1/best.pth" $common
+    train step2 "$base/two_step" "${name}_two_step" --front_end "$(best "$base/step1")" $common
     evaluate "$base/two_step" "${name}_two_step"
     log "$name: end to end -> $base/end_to_end"
     # shellcheck disable=SC2086
