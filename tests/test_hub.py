@@ -322,3 +322,24 @@ def test_card_licence_follows_the_training_voices(tmp_path):
     # Each training speaker's licence is in the card's table, as the License section says.
     assert "| allison | CC-BY-SA-3.0 |" in card and "| fillets-m | GPL-2.0-only |" in card
     assert "july" not in card
+
+
+def test_card_licence_of_corpora_without_speaker_licences(tmp_path):
+    """ESC-50 states one corpus-wide licence (non-commercial): the card says so. A user's own
+    recordings with no licence given get `other`, not a licence nobody granted."""
+    from twostep_asteroid.hub import corpus_card_infos
+
+    esc = tmp_path / "esc50"
+    esc.mkdir()
+    (esc / "corpus.json").write_text(json.dumps({"name": "esc50", "licenses": [
+        {"title": "ESC-50", "license": "CC BY-NC 3.0", "non_commercial": True}]}))
+    infos = corpus_card_infos(esc)
+    assert infos["license"] == "cc-by-nc-3.0" and infos["data_licenses"] == {"esc50": "CC BY-NC 3.0"}
+    own = tmp_path / "audio_dir"
+    own.mkdir()
+    (own / "corpus.json").write_text(json.dumps({"name": "audio_dir", "train_speakers": ["a", "b"],
+                                                 "speakers": {"a": {}, "b": {}}}))
+    assert corpus_card_infos(own)["license"] == "other"
+    (own / "corpus.json").write_text(json.dumps({"name": "audio_dir", "train_speakers": ["a", "b"],
+                                                 "speakers": {"a": {"license": "CC-BY-4.0"}, "b": {"license": "CC-BY-4.0"}}}))
+    assert corpus_card_infos(own)["license"] == "cc-by-4.0"

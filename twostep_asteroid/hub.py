@@ -170,9 +170,10 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         lines += [f"| {k} | {_fmt(v)} |" for k, v in {**infos, **versions}.items()]
         lines.append("")
     if license == "other":
-        lines += ["## License", "", "The training recordings carry licences that no single licence id "
-                  "covers (GPL-2.0-only beside Creative Commons share-alike ones; each speaker's is listed "
-                  "under Training data above and in the corpus's LICENSES.md). Check them before "
+        lines += ["## License", "", "No single licence id covers the training recordings: their licences "
+                  "differ (e.g. GPL-2.0-only beside Creative Commons share-alike ones; each is listed under "
+                  "Training data above and in the corpus's LICENSES.md), or the corpus states none (for "
+                  "your own recordings, `--license` of the corpus builder records it). Check them before "
                   "redistributing these weights.", ""]
     else:
         lines += ["## License", "", f"The weights are released under `{license}`."
@@ -271,29 +272,44 @@ def upload_to_hub(folder, repo_id, token=None, private=False, commit_message=Non
                              commit_message=commit_message or "Upload TwoStep model (twostep-asteroid)")
 
 
+def _hub_license_id(text):
+    """A licence as written in a corpus (``"CC BY-NC 3.0"``, ``"CC-BY-SA-3.0"``) as a Hub id
+    (``cc-by-nc-3.0``, ``cc-by-sa-3.0``)."""
+    return "-".join(text.lower().replace("-", " ").split())
+
+
 def corpus_card_infos(data_dir):
     """Dataset name, licence and licence notes of a corpus folder, for the model card.
 
-    The embedded corpus writes ``corpus.json`` (speakers with their licences); wsj0-2mix has none.
+    The licence comes from the training speakers' licences in ``corpus.json`` (the embedded corpus,
+    ``--audio_dir --license``), else from its corpus-wide ``licenses`` (ESC-50); a corpus that states
+    none gets ``other``, never a licence it did not give. wsj0-2mix has no ``corpus.json``.
     """
     corpus_json = Path(data_dir) / "corpus.json" if data_dir else None
     if corpus_json is None or not corpus_json.is_file():
         return {"dataset_name": "wsj0-2mix", "license": "cc-by-sa-4.0", "data_licenses": None}
     corpus = json.loads(corpus_json.read_text())
+    name = corpus.get("name", Path(data_dir).name)
     speakers = corpus.get("speakers", {})
     # The weights are trained on the training voices only (held-out test voices do not count).
     trained_on = corpus.get("train_speakers") or list(speakers)
-    licenses = sorted({str(speakers[n].get("license")) for n in trained_on if n in speakers and speakers[n].get("license")})
-    if any("GPL" in lic.upper() for lic in licenses):
-        # GPL-2.0-only recordings beside CC-BY-SA ones: no single licence id fits; the card says so.
+    per_source = {n: speakers[n].get("license") for n in sorted(trained_on) if n in speakers}
+    if not any(per_source.values()) and corpus.get("licenses"):
+        per_source = {name: ", ".join(sorted({str(e.get("license")) for e in corpus["licenses"] if e.get("license")}))}
+    licenses = sorted({str(lic) for value in per_source.values() if value for lic in value.split(", ")})
+    if not licenses or any("GPL" in lic.upper() for lic in licenses):
+        # Unknown, or GPL-2.0-only recordings beside CC-BY-SA ones: no single licence id fits.
+        license = "other"
+    elif len(licenses) == 1:
+        license = _hub_license_id(licenses[0])
+    elif any("NC" in lic.upper().replace("-", " ").split() for lic in licenses):
         license = "other"
     elif any("SA" in lic.upper() for lic in licenses):
         # A model trained on share-alike data is distributed under the share-alike licence.
         license = "cc-by-sa-3.0"
     else:
         license = "cc-by-3.0"
-    return {"dataset_name": corpus.get("name", Path(data_dir).name), "license": license,
-            "data_licenses": {n: speakers[n].get("license") for n in sorted(trained_on) if n in speakers}}
+    return {"dataset_name": name, "license": license, "data_licenses": per_source or None}
 
 
 def main(argv=None):
