@@ -204,9 +204,40 @@ def plot_report(model, sisdri, path):
     plt.close(fig)
 
 
+def evaluate_test_sets(model, data_dir, unseen_dirs, out_dir, eval_conf):
+    """:func:`evaluate_model` on the seen-speaker test set and on each unseen-speaker one.
+
+    Args:
+        model: The separation model.
+        data_dir (str or Path): Manifests of the seen-speaker test set (``json/tt``).
+        unseen_dirs (dict): ``name -> manifests folder`` of the unseen-speaker test sets; each is
+            written under ``out_dir/<name>/``.
+        out_dir (str or Path): Output folder.
+        eval_conf (dict): The ``eval`` section of the configuration.
+
+    Returns:
+        dict: The seen test's means, with each unseen test's means under its name; ``results.json``
+        and ``results.md`` of ``out_dir`` hold them all.
+    """
+    from .data.datasets import make_dataset
+
+    def run(folder, out):
+        dataset = make_dataset(folder, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
+        return evaluate_model(model, dataset, out, metrics_list=eval_conf["metrics"],
+                              n_examples=eval_conf["n_examples"], stft_n_fft=eval_conf["stft_oracle_n_fft"],
+                              max_items=eval_conf["max_utterances"], num_workers=eval_conf["num_workers"])
+
+    means = run(data_dir, out_dir)
+    for name, folder in unseen_dirs.items():
+        means[name] = run(folder, Path(out_dir) / name)
+    if unseen_dirs:  # the seen test's files, rewritten with every test set
+        atomic_write_json(Path(out_dir) / "results.json", means)
+        atomic_write_text(Path(out_dir) / "results.md", results_markdown(means))
+    return means
+
+
 def main(argv=None):
     from .config import load_config
-    from .data.datasets import make_dataset
     from .models import load_separator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,20 +256,7 @@ def main(argv=None):
     if clash:
         parser.error(f"--unseen_dir folders must have distinct names other than 'seen': {sorted(clash)}")
     model = load_separator(args.model)
-    ev = conf["eval"]
-
-    def run(data_dir, out_dir):
-        dataset = make_dataset(data_dir, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
-        return evaluate_model(model, dataset, out_dir, metrics_list=ev["metrics"], n_examples=ev["n_examples"],
-                              stft_n_fft=ev["stft_oracle_n_fft"], max_items=ev["max_utterances"],
-                              num_workers=ev["num_workers"])
-
-    means = run(args.data_dir, args.out_dir)
-    for name, data_dir in zip(names, args.unseen_dir):
-        means[name] = run(data_dir, Path(args.out_dir) / name)
-    if args.unseen_dir:  # rewrite the seen test's files with every test set
-        atomic_write_json(Path(args.out_dir) / "results.json", means)
-        atomic_write_text(Path(args.out_dir) / "results.md", results_markdown(means))
+    means = evaluate_test_sets(model, args.data_dir, dict(zip(names, args.unseen_dir)), args.out_dir, conf["eval"])
     print(results_markdown(means))
     from .report import evaluation_report
 
