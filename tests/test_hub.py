@@ -343,3 +343,10 @@ def test_card_licence_of_corpora_without_speaker_licences(tmp_path):
     (own / "corpus.json").write_text(json.dumps({"name": "audio_dir", "train_speakers": ["a", "b"],
                                                  "speakers": {"a": {"license": "CC-BY-4.0"}, "b": {"license": "CC-BY-4.0"}}}))
     assert corpus_card_infos(own)["license"] == "cc-by-4.0"
+
+
+def test_card_names_the_parent_of_a_fine_tuned_model():
+    conf = TwoStepTDCN(n_src=2, **SMALL).serialize()
+    assert "Fine-tuned from" not in model_card(conf)
+    conf["infos"]["init_from"] = "org/parent"
+    assert "Fine-tuned from `org/parent`" in model_card(conf)

@@ -42,6 +42,7 @@ DEFAULTS = {
         "limit_val_batches": 25,
         "grad_clip": 5.0,
         "max_minutes": None,
+        "init_from_model": "skip",    # with step2.init_from: skip (use the model's front end) | finetune it
     },
     "masker": {
         "type": "tdcn",               # the step-2 separator: tdcn (ours, the paper's) or an Asteroid masker,
@@ -103,6 +104,7 @@ DEFAULTS = {
         "grad_clip": 5.0,
         "ckpt_every_n_steps": 250,
         "max_minutes": None,          # wall-clock cap of the training (null: none), on top of max_steps
+        "init_from": None,            # fine-tuning: start from this trained model (Hub id, folder or .pth)
     },
     "step3": {                        # joint fine-tuning of front end and separator on waveforms, from step 2
         "batch_size": 4,
@@ -148,6 +150,7 @@ NULLABLE = {
     ("step1", "max_minutes"): float,
     ("step2", "max_minutes"): float,
     ("step2", "early_stop_patience"): int,
+    ("step2", "init_from"): str,
     ("step3", "max_minutes"): float,
     ("step3", "early_stop_patience"): int,
     ("masker_dprnn", "hop_size"): int,
@@ -163,6 +166,7 @@ CHOICES = {
     ("masker", "type"): {"tdcn", "sudormrf", "sudormrf_improved", "dprnn", "tdconvnet"},
     ("masker_dprnn", "rnn_type"): {"RNN", "LSTM", "GRU"},
     ("masker", "mask_head"): {"toeplitz", "dense"},
+    ("step1", "init_from_model"): {"skip", "finetune"},
 }
 
 

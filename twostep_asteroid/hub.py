@@ -126,6 +126,9 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         f"A `{name}` model of the two-step separation method (Tzinis et al., ICASSP 2020): a learned "
         "front end trained first on ideal latent targets, then frozen under a TDCN separator. "
         "Needs the `twostep-asteroid` package (an Asteroid plugin) to load."))
+    parent = conf.get("infos", {}).get("init_from")
+    if parent:  # recorded by step 2's --init_from (step2.init_from)
+        lines += ["", f"Fine-tuned from `{parent}`: step 2 started from that model's weights."]
     lines += ["", "## Usage", "", "```python",
               f"from twostep_asteroid import {name}",
               "",

@@ -29,14 +29,22 @@ def _software_versions():
 class _SerializableMixin:
     """``serialize`` / ``from_pretrained`` that round-trip with ``torch.load(weights_only=True)``."""
 
+    #: The model this one was fine-tuned from (``step2.init_from``, as given: a Hub id, folder or
+    #: file), or ``None``. Stored as ``infos["init_from"]`` and restored by :meth:`from_pretrained`,
+    #: so that it survives step 3 and Hub packaging.
+    init_from = None
+
     def serialize(self):
         """Return a dict of plain types and tensors (``model_name``, ``model_args``,
         ``state_dict``, ``infos``), safe to ``torch.save`` and to load with ``weights_only=True``."""
+        infos = {"software_versions": _software_versions()}
+        if self.init_from:
+            infos["init_from"] = str(self.init_from)
         return {
             "model_name": self.__class__.__name__,
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "model_args": self.get_model_args(),
-            "infos": {"software_versions": _software_versions()},
+            "infos": infos,
         }
 
     @classmethod
@@ -60,6 +68,7 @@ class _SerializableMixin:
         model_args = dict(conf["model_args"], **kwargs)
         model = cls(*args, **model_args)
         model.load_state_dict(conf["state_dict"])
+        model.init_from = (conf.get("infos") or {}).get("init_from")
         return model
 
 

@@ -4,7 +4,25 @@
 - ``step3``: joint fine-tuning of front end and separator on waveforms, from step 2's best_model.pth
   (``--init``; off while ``step3.max_steps`` is 0);
 - ``asteroid``: one of Asteroid's own models (``--model ConvTasNet --model_args '{...}'``) trained
-  end to end with PIT SI-SDR under the ``step2`` settings, as a baseline.
+  end to end with PIT SI-SDR under the ``step2`` settings, as a baseline;
+- ``check_init --conf C [overrides]``: check ``step2.init_from`` against the configuration
+  (run.sh runs it before it creates the experiment folder).
+
+Fine-tuning (``step2.init_from``, run.sh ``--init_from MODEL``): a trained separator (a Hub id
+``org/name[@revision]``, a folder or a ``.pth``/``.safetensors`` file, resolved as ``from_pretrained``
+does) is the starting point instead of random weights. See :func:`load_init_model`:
+
+- step 1, under ``step1.init_from_model``: ``skip`` (default) writes the model's front end as step 1's
+  result without training (its validation oracle on the new data is still measured); ``finetune``
+  trains step 1 as usual, starting from the model's front end;
+- step 2 builds the separator from the configuration around step 1's front end (so, with ``skip``,
+  the model's: the ideal latent targets are the model's), loads the model's masker weights and
+  trains as usual (front end frozen unless ``step2.train_front_end``). Without ``--front_end`` it
+  uses the model's front end directly;
+- the model's n_src, sample rate, front-end shape and masker type and sizes must be the
+  configuration's: a mismatch fails before anything trains, naming the key (:func:`check_init_model`);
+- the parent is recorded in ``conf.yml`` (``step2.init_from``), in each ``summary.json``
+  (``init_from``) and in the models' infos (``infos["init_from"]``, kept through step 3 and Hub packaging).
 
 Each run writes into its ``--exp_dir``:
 
@@ -41,12 +59,13 @@ from torch.utils.data import DataLoader
 
 from .callbacks import (AtomicModelCheckpoint, EpochSetter, StopOnSignal, TrainingInterrupted, WallClock,
                         resume_hint)
-from .config import ConfigError, load_config, save_config
+from .config import DEFAULTS, ConfigError, load_config, save_config
 from .fileio import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
 from .data.datasets import make_dataset
 from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
 from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
-from .separators import masker_from_conf
+from .separators import MASKERS, masker_from_conf
+from .sources import load_model_conf
 from .serialization import BEST_MODEL_NAME, best_model_path
 from .systems import FrontEndSystem, SeparatorSystem, WaveformSystem
 from .watchdog import PeerWatchdog
@@ -253,6 +272,9 @@ def budget_report(exp_dir):
         if not path.is_file():
             continue
         summary = json.loads(path.read_text())
+        if summary.get("skipped"):
+            lines.append(f"{step}: skipped, the front end of {summary.get('init_from')} (step1.init_from_model: skip)")
+            continue
         max_steps = summary.get("max_steps")
         full = summary.get("full_budget", max_steps is None or summary["global_step"] >= max_steps)
         all_full &= bool(full)
@@ -263,12 +285,124 @@ def budget_report(exp_dir):
     return lines, all_full
 
 
+def _write_outputs(exp_dir, model, summary):
+    atomic_torch_save(model.serialize(), Path(exp_dir) / BEST_MODEL_NAME)
+    atomic_write_json(Path(exp_dir) / "summary.json", summary)
+    atomic_write_text(Path(exp_dir) / DONE, json.dumps({"finished": time.time()}))
+
+
 def _finish(exp_dir, model, summary, trainer):
     if trainer.is_global_zero:
-        atomic_torch_save(model.serialize(), Path(exp_dir) / BEST_MODEL_NAME)
-        atomic_write_json(Path(exp_dir) / "summary.json", summary)
-        atomic_write_text(Path(exp_dir) / DONE, json.dumps({"finished": time.time()}))
+        _write_outputs(exp_dir, model, summary)
     trainer.strategy.barrier("finish")
+
+
+SEPARATOR_CLASSES = ("TwoStepTDCN", "TwoStepSeparator")
+
+
+def _fmt(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _plain(value):
+    """Tuples as lists, recursively: a model read from config.json has lists where a fresh one has tuples."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _args_by_conf_key(model_name, model_args):
+    """A separator's ``model_args`` keyed by the configuration key that sets each (``data.n_src``,
+    ``front_end.stride``, ``masker.bn_chan``, ``masker_sudormrf.num_blocks``...); ``conv_impl``,
+    an implementation choice with the same weights, is left out."""
+    out = {"masker.type": "tdcn" if model_name == "TwoStepTDCN" else model_args.get("masker_type")}
+    for key, value in model_args.items():
+        if key in ("n_src", "sample_rate"):
+            out[f"data.{key}"] = value
+        elif key in ("n_filters", "kernel_size", "stride"):
+            out[f"front_end.{key}"] = value
+        elif key == "masker_args":
+            section = MASKERS.get(out["masker.type"], (None, "masker"))[1]
+            out.update({f"{section}.{k}": v for k, v in (value or {}).items()})
+        elif key not in ("masker_type", "conv_impl"):
+            out[f"masker.{key}"] = value
+    return {k: _plain(v) for k, v in out.items()}
+
+
+def check_init_model(conf, parent, source):
+    """Check that the model ``parent`` (a serialized dict from ``source``) is what the configuration
+    would build: n_src, sample rate, front-end shape (n_filters, kernel_size, stride), masker type
+    and every masker size. A mismatch would otherwise train something else than the conf says, or
+    load weights into a differently shaped model (Asteroid issue #687: an n_src mismatch silently
+    broke transfer learning).
+
+    Raises:
+        ConfigError: naming each differing key, the model's and the configuration's values and the fix.
+    """
+    name = parent["model_name"]
+    if name not in SEPARATOR_CLASSES:
+        raise ConfigError(f"--init_from {source} (step2.init_from) holds a {name}, not a two-step separation "
+                          f"model ({', '.join(SEPARATOR_CLASSES)}). A step-1 front end is step 2's --front_end.")
+    got = _args_by_conf_key(name, parent["model_args"])
+    if got["masker.type"] != conf["masker"]["type"]:
+        differ = ["masker.type"]
+        want = {"masker.type": conf["masker"]["type"]}
+    else:
+        fresh = _separator_around(conf, TwoStepFrontEnd(n_src=conf["data"]["n_src"],
+                                                        sample_rate=conf["data"]["sample_rate"], **conf["front_end"]))
+        want = _args_by_conf_key(type(fresh).__name__, fresh.get_model_args())
+        differ = [k for k in want if k in got and got[k] != want[k]]
+    if not differ:
+        return
+    has = ", ".join(f"{k}={_fmt(got[k])}" for k in differ)
+    says = ", ".join(f"{k}={_fmt(want[k])}" for k in differ)
+    settable = [k for k in differ if k.split(".")[1] in DEFAULTS.get(k.split(".")[0], {})]
+    fix = (f"set {', '.join(f'{k}: {_fmt(got[k])}' for k in settable)} (run.sh --overrides "
+           f"\"{' '.join(f'{k}={_fmt(got[k])}' for k in settable)}\") or " if settable else "")
+    raise ConfigError(f"--init_from {source} (step2.init_from) has {has} but the configuration says {says}; "
+                      f"{fix}pick a model with {says}. Nothing was trained.")
+
+
+def load_init_model(conf):
+    """The model to fine-tune from (``step2.init_from``), loaded and checked against ``conf``.
+
+    Design: the conf stays the one description of the model. Step 2 builds what the conf says and
+    loads the parent's weights into it, after :func:`check_init_model` has checked that the two
+    agree; so a conf file can be reused for fine-tuning by adding ``step2.init_from`` only, and the
+    experiment's ``conf.yml`` both rebuilds the model and names its parent. Step 1 either reuses
+    the parent's front end as its result (``step1.init_from_model: skip``, the default: the
+    separator was trained on that front end's latent targets, so keeping it keeps the masker's
+    input and targets as they were) or fine-tunes it on the new data (``finetune``: the masker then
+    starts from weights trained on a slightly different latent space).
+
+    Returns:
+        dict or None: The serialized parent (``model_name``, ``model_args``, ``state_dict``, ``infos``),
+        ``None`` when ``step2.init_from`` is null.
+
+    Raises:
+        ConfigError: It cannot be loaded, or it does not match the configuration.
+    """
+    source = conf["step2"]["init_from"]
+    if source is None:
+        return None
+    from .serialization import UnsafeCheckpointError
+
+    try:
+        parent = load_model_conf(os.path.expanduser(source))
+    except (OSError, ValueError, UnsafeCheckpointError) as err:
+        raise ConfigError(f"--init_from {source} (step2.init_from) cannot be loaded: {err}") from err
+    check_init_model(conf, parent, source)
+    return parent
+
+
+def _parent_front_end(parent, source):
+    """The parent separator's front end (its encoder and decoder weights), trainable."""
+    front_end = load_separator(parent).front_end
+    front_end.requires_grad_(True)
+    front_end.init_from = source
+    return front_end
 
 
 def train_step1(conf, data_dir, exp_dir):
@@ -277,11 +411,17 @@ def train_step1(conf, data_dir, exp_dir):
     if (exp_dir / DONE).is_file():
         log.info("Step 1 already done in %s (remove %s to redo it).", exp_dir, exp_dir / DONE)
         return best_model_path(exp_dir)
+    parent = load_init_model(conf)
+    if parent is not None and conf["step1"]["init_from_model"] == "skip":
+        return _step1_from_parent(conf, data_dir, exp_dir, parent)
     stage_conf = _setup(conf, exp_dir, "step1")
     data = conf["data"]
     trainer, best_ckpt = _trainer(conf, exp_dir, stage_conf, [], stage="step1")
     train_loader, val_loader = _loaders(conf, data_dir, stage_conf, data["sample_rate"], trainer.world_size)
-    front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
+    if parent is not None:  # step1.init_from_model: finetune
+        front_end = _parent_front_end(parent, conf["step2"]["init_from"])
+    else:
+        front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     optimizer = torch.optim.Adam(front_end.parameters(), lr=stage_conf["lr"])
     system = FrontEndSystem(front_end, optimizer, front_end_loss, train_loader, val_loader,
                             config=system_config(conf))
@@ -302,9 +442,32 @@ def train_step1(conf, data_dir, exp_dir):
                "best_val_loss": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
                "val_oracle_sisdri": oracle, **budget}
     summary["steps_per_second"] = budget["steps_this_run"] / max(summary["train_seconds"], 1e-9)
+    if parent is not None:
+        summary["init_from"] = conf["step2"]["init_from"]
     if trainer.is_global_zero:
         print(f"Step 1: oracle SI-SDRi of the learned front end on the validation set: {oracle:.2f} dB")
     _finish(exp_dir, front_end, summary, trainer)
+    return exp_dir / BEST_MODEL_NAME
+
+
+def _step1_from_parent(conf, data_dir, exp_dir, parent):
+    """``step1.init_from_model: skip``: the parent's front end is step 1's result (no training, no
+    Trainer, so no DDP processes either); its validation oracle on this corpus is still measured."""
+    from .evaluate import front_end_oracle
+
+    source = conf["step2"]["init_from"]
+    _setup(conf, exp_dir, "step1")
+    data = conf["data"]
+    front_end = _parent_front_end(parent, source)
+    oracle = front_end_oracle(front_end, make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
+                                                      sample_rate=data["sample_rate"], segment=None))
+    summary = {"step": "step1", "global_step": 0, "train_seconds": 0.0, "best_checkpoint": None,
+               "best_val_loss": None, "val_oracle_sisdri": oracle, "max_steps": 0, "full_budget": True,
+               "stopped_by": "init_from", "steps_this_run": 0, "steps_per_second": 0.0,
+               "skipped": True, "init_from": source}
+    print(f"Step 1 skipped (step1.init_from_model: skip): the front end of {source}; its oracle SI-SDRi "
+          f"on the validation set: {oracle:.2f} dB")
+    _write_outputs(exp_dir, front_end, summary)
     return exp_dir / BEST_MODEL_NAME
 
 
@@ -340,18 +503,55 @@ def compiled_graphs():
     return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
-def build_separator(conf, front_end_path=None):
+def build_separator(conf, front_end_path=None, parent=None):
     """The step-2 model (``masker.type``): around the trained front end, or a fresh trainable one
-    (end to end). :class:`TwoStepTDCN` for ``tdcn``, :class:`TwoStepSeparator` for the others."""
+    (end to end). :class:`TwoStepTDCN` for ``tdcn``, :class:`TwoStepSeparator` for the others.
+
+    With ``step2.init_from`` (``parent``: its serialized dict, else loaded here), the masker's
+    weights are the parent's, and the front end is step 1's (``front_end_path``) or, without one,
+    the parent's; trainable only under ``step2.train_front_end``."""
     data = conf["data"]
     train_front_end = conf["step2"]["train_front_end"]
-    if train_front_end:
+    source = conf["step2"]["init_from"]
+    if source is not None and parent is None:
+        parent = load_init_model(conf)
+    if front_end_path is None and parent is not None:
+        front_end = _parent_front_end(parent, source)
+    elif train_front_end and parent is None:
         front_end = TwoStepFrontEnd(n_src=data["n_src"], sample_rate=data["sample_rate"], **conf["front_end"])
     else:
         if front_end_path is None or not Path(front_end_path).is_file():
             raise ConfigError(f"Step 2 needs the step-1 front end, not found at {front_end_path}: run step 1 "
                               "first (run.sh --stage 1) or set step2.train_front_end: true (end to end).")
         front_end = TwoStepFrontEnd.from_pretrained(str(front_end_path))
+        if parent is not None:
+            _check_front_end_fits(front_end, parent, front_end_path, source)
+    model = _separator_around(conf, front_end, train_front_end)
+    if parent is not None:
+        masker_state = {k[len("masker."):]: v for k, v in parent["state_dict"].items() if k.startswith("masker.")}
+        try:
+            model.masker.load_state_dict(masker_state)
+        except RuntimeError as err:  # check_init_model passed, so a layout the check does not know
+            raise ConfigError(f"--init_from {source} (step2.init_from): its masker weights do not fit the "
+                              f"masker of the configuration: {err}") from err
+        model.init_from = source
+    return model
+
+
+def _check_front_end_fits(front_end, parent, front_end_path, source):
+    have, want = front_end.get_model_args(), parent["model_args"]
+    keys = ("n_src", "n_filters", "kernel_size", "stride", "sample_rate")
+    differ = [k for k in keys if have[k] != want[k]]
+    if differ:
+        has = ", ".join(f"{k}={_fmt(have[k])}" for k in differ)
+        parents = ", ".join(f"{k}={_fmt(want[k])}" for k in differ)
+        raise ConfigError(f"The step-1 front end {front_end_path} has {has} but --init_from {source} has "
+                          f"{parents}: its masker cannot run on that front end. Rerun step 1 with "
+                          "step2.init_from set (another --tag).")
+
+
+def _separator_around(conf, front_end, train_front_end=False):
+    """The configured masker around ``front_end`` (random weights)."""
     masker_type, masker_args = masker_from_conf(conf)
     if masker_type == "tdcn":
         return TwoStepTDCN.from_front_end(front_end, train_front_end=train_front_end, **masker_args)
@@ -407,7 +607,10 @@ def _done(exp_dir, what):
 
 
 def train_step2(conf, data_dir, exp_dir, front_end_path=None):
-    """Train the separator on the frozen front end (step 2) and save the best by waveform SI-SDR."""
+    """Train the separator on the frozen front end (step 2) and save the best by waveform SI-SDR.
+
+    With ``step2.init_from`` the separator starts from that model's weights (see :func:`load_init_model`);
+    without ``front_end_path`` it then runs on that model's front end."""
     exp_dir = Path(exp_dir)
     if _done(exp_dir, "Step 2"):
         return best_model_path(exp_dir)
@@ -415,10 +618,13 @@ def train_step2(conf, data_dir, exp_dir, front_end_path=None):
     if stage_conf["train_front_end"] and stage_conf["latent_weight"] > 0:
         raise ConfigError("step2.train_front_end: true trains end to end on waveforms; set "
                           "step2.latent_weight: 0 (latent targets of a moving front end are not targets).")
+    parent = load_init_model(conf)  # checked before anything is written or trained
     loss_func = TwoStepLoss(stage_conf["latent_weight"], stage_conf["waveform_weight"])
     model, summary, trainer = _fit_separator(conf, data_dir, exp_dir, "step2",
-                                             lambda: build_separator(conf, front_end_path), loss_func)
+                                             lambda: build_separator(conf, front_end_path, parent), loss_func)
     summary["masker_type"] = conf["masker"]["type"]
+    if parent is not None:
+        summary["init_from"] = stage_conf["init_from"]
     _finish(exp_dir, model, summary, trainer)
     return exp_dir / BEST_MODEL_NAME
 
@@ -486,6 +692,27 @@ def train_asteroid_model(conf, data_dir, exp_dir, model_name, model_args=None):
     return exp_dir / BEST_MODEL_NAME
 
 
+def check_init_main(argv):
+    """``python -m twostep_asteroid.train check_init --conf C [section.key=value ...]``: load
+    ``step2.init_from`` and check it against the configuration (exit 2, naming the key, if it does not fit)."""
+    parser = argparse.ArgumentParser(prog="python -m twostep_asteroid.train check_init")
+    parser.add_argument("--conf")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        conf = load_config(args.conf, args.overrides)
+        parent = load_init_model(conf)
+    except ConfigError as err:
+        print(f"Configuration error: {err}", file=sys.stderr)
+        return 2
+    if parent is None:
+        print("step2.init_from is null: nothing to check.")
+    else:
+        print(f"--init_from {conf['step2']['init_from']}: a {parent['model_name']} that fits the configuration "
+              f"(step 1: {conf['step1']['init_from_model']}).")
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["budget"]:
@@ -496,6 +723,8 @@ def main(argv=None):
             print("Results of a run that did not train its full step budget are lower than the README's "
                   "figures for this configuration (see the warnings above).")
         return 0
+    if argv[:1] == ["check_init"]:
+        return check_init_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["step1", "step2", "step3", "asteroid"])
     parser.add_argument("--conf", help="YAML configuration (see conf/default.yml)")

@@ -107,6 +107,7 @@ class Workspace:
         self.root = Path(root)
         self.wsj0mix = make_fake_wsj0mix(self.root / "wsj0-mix" / "2speakers")
         self.wsj0, self.lists, _ = make_fake_wsj0(self.root / "wsj0root")
+        self._own = {}
         hf = self.root / "hf"
         self.env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
                         HF_HOME=str(hf), HF_HUB_CACHE=str(hf / "hub"), HF_HUB_OFFLINE="1",
@@ -145,10 +146,32 @@ class Workspace:
     def recipe_args(self, data, exp):
         return ["--data_root", str(data), "--exp_root", str(exp), "--deb_cache", str(DEB_CACHE)]
 
+    def own_corpus(self, placeholder):
+        """The fake tree, with the real layout, that a "your own data" placeholder stands for (built once)."""
+        from tests.e2e.test_own_data import LENGTH, N_TT, STEP
+        from tests.fake_corpora import make_librimix, make_wham
+        from tests.fake_esc50 import make_esc50
+        from tests.test_data_audio_dir import make_audio_dir
+
+        makers = {
+            "/data/Libri2Mix": lambda d: make_librimix(d, sizes=(("train-360", 8), ("dev", 3), ("test", N_TT)),
+                                                       n_samples=LENGTH, step=STEP),
+            "/data/wham_mix": lambda d: make_wham(d, sizes=(("tr", 8), ("cv", 3), ("tt", N_TT)),
+                                                  n_samples=LENGTH, step=STEP),
+            "/data/ESC-50-master": lambda d: make_esc50(d, per_fold=(1, 1, 1, 1, 2), dur=(4.0, 5.0)),
+            "/data/my_recordings": lambda d: make_audio_dir(d / "my_recordings", counts=(12, 4, 4)),
+        }
+        if placeholder not in self._own:
+            self._own[placeholder] = makers[placeholder](self.root / "own" / placeholder.strip("/"))
+        return self._own[placeholder]
+
     def substitute(self, command):
         for placeholder, real in (("/data/wsj0-mix/2speakers", self.wsj0mix),
                                   ("/data/create-speaker-mixtures", self.lists), ("/data/wsj0", self.wsj0)):
             command = command.replace(placeholder, str(real))
+        for placeholder in ("/data/Libri2Mix", "/data/wham_mix", "/data/ESC-50-master", "/data/my_recordings"):
+            if placeholder in command:
+                command = command.replace(placeholder, str(self.own_corpus(placeholder)))
         return command
 
     def run(self, command, cwd, extra=(), timeout=1500):
@@ -214,6 +237,12 @@ def _run_recipe_line(ws, command, tmp_path):
         assert "devices: 2" in conf and "strategy: ddp" in conf
     if "--wsj0mix_dir" in command or "--wsj0_dir" in command:
         assert (data / "wsj2mix" / "json" / "tt" / "mix.json").is_file()
+    for option, folder in (("--librimix_dir", "librimix"), ("--wham_dir", "wham"), ("--esc50_dir", "esc50"),
+                           ("--audio_dir", "audio_dir")):
+        if option in command:
+            assert (data / folder / "json" / "tt" / "mix.json").is_file()
+    if "--held_out" in command:
+        assert json.loads((tag_dir / "eval" / "results.json").read_text())["unseen"]["n_utterances"] > 0
 
 
 def _run_compare_line(ws, command, tmp_path):
@@ -354,6 +383,8 @@ def test_readme_commands_are_found_and_known():
     bash = [c for k, c in commands if k == "bash"]
     assert any(c.startswith("./run.sh --wsj0mix_dir") for c in bash)
     assert any(c.startswith("./run.sh --wsj0_dir") for c in bash)
+    for option in ("--librimix_dir", "--wham_dir", "--esc50_dir", "--audio_dir"):
+        assert any(c.startswith(f"./run.sh {option}") for c in bash), option
     assert sum(k == "python" for k, _ in commands) >= 2
     unknown = [c for c in bash if c not in NOT_RUN and c.split()[0] not in HANDLERS]
     assert not unknown, f"README commands with no case in this test: {unknown}"

@@ -9,6 +9,7 @@
 #   ./run.sh --esc50_dir /data/ESC-50-master                                       # non-speech: ESC-50 sound mixtures
 #   ./run.sh --audio_dir /data/my_recordings [--held_out spk1,spk2]                # your own recordings, a folder per speaker
 #   ./run.sh --stage 2 --stop_stage 3 --tag mytag                                  # some stages only
+#   ./run.sh --audio_dir /data/my_recordings --init_from org/name                  # fine-tune a trained model
 #
 # Stages: 0 data, 1 step 1 (front end), 2 step 2 (separator), 3 evaluation, 4 Hub packaging.
 # Every stage is idempotent (a finished stage is skipped) and logs to exp/<tag>/logs/.
@@ -42,7 +43,10 @@ strategy=""               # trainer.strategy override (e.g. ddp)
 precision=""              # trainer.precision override (e.g. bf16-mixed)
 overrides=""              # more "section.key=value" overrides, space-separated
 hub_repo_id=""            # stage 4: upload to this Hub repo when a token is present (HF_TOKEN)
-_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir librimix_dir wham_dir esc50_dir audio_dir held_out task train_set mode data_root exp_root deb_cache devices num_nodes strategy precision overrides hub_repo_id"
+init_from=""              # fine-tune: start from this trained model (Hub id org/name[@rev], folder or .pth):
+                          # the override step2.init_from=MODEL; step 1 then reuses its front end
+                          # (step1.init_from_model: skip; finetune: --overrides step1.init_from_model=finetune)
+_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir librimix_dir wham_dir esc50_dir audio_dir held_out task train_set mode data_root exp_root deb_cache devices num_nodes strategy precision overrides hub_repo_id init_from"
 
 . utils/parse_options.sh
 . ./path.sh
@@ -98,6 +102,16 @@ if [ -n "$devices" ]; then all_overrides+=" trainer.devices=$devices"; fi
 if [ -n "$num_nodes" ]; then all_overrides+=" trainer.num_nodes=$num_nodes"; fi
 if [ -n "$strategy" ]; then all_overrides+=" trainer.strategy=$strategy"; fi
 if [ -n "$precision" ]; then all_overrides+=" trainer.precision=$precision"; fi
+if [ -n "$init_from" ]; then
+  case "$init_from" in *[[:space:]]*) echo "$0: --init_from must not contain spaces: $init_from" >&2; exit 1 ;; esac
+  all_overrides+=" step2.init_from=$init_from"
+fi
+# shellcheck disable=SC2086
+if [ -n "$(python -m twostep_asteroid.config get step2.init_from $all_overrides --conf "$conf")" ]; then
+  # Fine-tuning: the model must fit the configuration (n_src, rate, front end, masker), checked before
+  # the experiment folder is created.
+  python -m twostep_asteroid.train check_init --conf "$conf" $all_overrides
+fi
 # shellcheck disable=SC2086
 # Validated before anything is created: a bad key or type leaves no empty experiment folder behind.
 python -m twostep_asteroid.config freeze --conf "$conf" --out "$exp/conf.yml" $all_overrides
