@@ -66,3 +66,17 @@ def test_causal_conf_is_causal_and_inconsistent_causal_settings_fail():
         load_config(CONF_DIR / "causal.yml", ["masker.norm_type=gLN"])
     with pytest.raises(ConfigError, match="feature_norm"):
         load_config(CONF_DIR / "causal.yml", ["masker.feature_norm=true"])
+
+
+def test_model_defaults_are_the_paper_conf():
+    """Two sets of defaults, one home each: the recipe's are the schema (conf/default.yml); the model
+    classes', like Asteroid's ConvTasNet, are the paper's setting, which is conf/paper.yml."""
+    from twostep_asteroid.models import TwoStepFrontEnd, TwoStepTDCN
+
+    paper = load_config(CONF_DIR / "paper.yml")
+    args = TwoStepTDCN(n_src=paper["data"]["n_src"]).get_model_args()
+    expected = {**paper["front_end"], **{k: v for k, v in paper["masker"].items() if k != "type"},
+                "sample_rate": paper["data"]["sample_rate"]}
+    assert {k: args[k] for k in expected} == expected
+    front = TwoStepFrontEnd().get_model_args()
+    assert {k: front[k] for k in paper["front_end"]} == paper["front_end"]

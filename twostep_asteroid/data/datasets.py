@@ -34,7 +34,6 @@ import contextlib
 import io
 import json
 import logging
-import multiprocessing
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -153,25 +152,30 @@ def is_silent(x: np.ndarray) -> bool:
 
 
 class ItemCounts:
-    """Counters of what the dataset did with bad items, shared with the DataLoader workers (a
-    lock-protected shared-memory array: no lost updates), so that the main process can report
-    what its workers skipped."""
+    """Counters of what the dataset did with bad items, shared with the DataLoader workers, so that
+    the main process can report what its workers skipped.
+
+    A shared-memory tensor with one row per process (the main one, and up to 64 workers; ids wrap
+    around beyond): each process adds to its own row only, so no update is lost and no lock is
+    needed. A lock would need a semaphore, which DataLoader workers started with ``spawn`` (macOS's
+    default) can only share if it comes from a spawn context, and that starts multiprocessing's
+    resource-tracker process beside every training process.
+    """
 
     KEYS = ("silent_skipped", "silent_kept")
+    ROWS = 65
 
     def __init__(self):
-        # int64 zeros in shared memory. The lock comes from the spawn context, which can be passed
-        # to workers started in any way (fork inherits it, spawn and forkserver pickle it).
-        self.values = multiprocessing.get_context("spawn").Array("q", len(self.KEYS))
+        self.table = torch.zeros(self.ROWS, len(self.KEYS), dtype=torch.int64).share_memory_()
         self._reported = None
 
     def add(self, key: str, n: int = 1):
-        with self.values.get_lock():
-            self.values[self.KEYS.index(key)] += n
+        info = torch.utils.data.get_worker_info()
+        row = 0 if info is None else 1 + info.id % (self.ROWS - 1)
+        self.table[row, self.KEYS.index(key)] += n
 
     def totals(self) -> Dict[str, int]:
-        with self.values.get_lock():
-            return dict(zip(self.KEYS, self.values[:]))
+        return {k: int(v) for k, v in zip(self.KEYS, self.table.sum(0).tolist())}
 
     def report(self, where):
         """Log the totals if they changed since the last report (call from the main process)."""
