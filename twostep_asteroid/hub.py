@@ -297,9 +297,10 @@ def corpus_card_infos(data_dir):
     # The weights are trained on the training voices only (held-out test voices do not count).
     trained_on = corpus.get("train_speakers") or list(speakers)
     per_source = {n: speakers[n].get("license") for n in sorted(trained_on) if n in speakers}
-    if not any(per_source.values()) and corpus.get("licenses"):
-        per_source = {name: ", ".join(sorted({str(e.get("license")) for e in corpus["licenses"] if e.get("license")}))}
-    licenses = sorted({str(lic) for value in per_source.values() if value for lic in value.split(", ")})
+    licenses = sorted({str(lic) for lic in per_source.values() if lic})
+    if not licenses:  # no per-speaker licences: the corpus-wide ones (ESC-50), if any
+        licenses = sorted({str(e["license"]) for e in corpus.get("licenses", []) if e.get("license")})
+        per_source = {name: ", ".join(licenses)} if licenses else per_source
     if not licenses or any("GPL" in lic.upper() for lic in licenses):
         # Unknown, or GPL-2.0-only recordings beside CC-BY-SA ones: no single licence id fits.
         license = "other"
