@@ -227,6 +227,7 @@ def test_corpus_stats_and_skips(built):
     c = json.loads((out / "corpus.json").read_text())
     assert c == info
     assert set(c["speakers"]) == {"allison", "june", "carlo"}
+    assert "skipped_splits" not in c  # recorded only when a held-out test was left out
     assert c["resampled_files"] == 1
     assert c["dropped"]["corrupt"]["count"] == 1
     assert c["dropped"]["multichannel"]["count"] == 1
@@ -408,3 +409,16 @@ def test_three_speaker_mixtures(tree, tmp_path):
     x = sf.read(m, dtype="int16")[0].astype(np.int32)
     assert len(x) == n
     assert np.array_equal(x, sum(sf.read(s, dtype="int16")[0].astype(np.int32) for s in srcs))
+
+
+def test_held_out_test_with_too_few_speakers_is_skipped_and_recorded(tree, tmp_path, caplog):
+    """A 3-speaker corpus from the default pool holds out 2 voices: tt_unseen cannot be mixed, so it
+    is left out with a warning and named in corpus.json, and tr/cv/tt are built (here: 1 held-out
+    voice for 2-speaker mixtures)."""
+    out = tmp_path / "o"
+    with caplog.at_level("WARNING"):
+        c = build_corpus([tree], out, CorpusConfig(**{**SMALL, "unseen_speakers": ("carlo",)}), progress=False)
+    assert c["skipped_splits"] == {"tt_unseen": "1 held-out speaker(s) (carlo) for 2-speaker mixtures"}
+    assert set(c["splits"]) == {"tr", "cv", "tt"} and c["unseen_speakers"] == []
+    assert not (out / "json" / "tt_unseen").exists() and not (out / "utterances" / "tt_unseen").exists()
+    assert "Split tt_unseen skipped" in caplog.text

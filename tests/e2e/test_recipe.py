@@ -79,3 +79,20 @@ def test_recipe_stages_0_to_4_then_rerun_skips(tmp_path):
     assert "already done" in log
     assert log.rstrip().endswith(f"Evaluation report (open it in a browser): {page.resolve()}")
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items()), "a finished stage was redone"
+
+
+@pytest.mark.slow
+def test_three_speaker_recipe(tmp_path):
+    """``data.n_src=3`` through every stage: the corpus goes to its own folder, tt_unseen (2 held-out
+    voices) is left out and recorded, and evaluation, examples and the Hub config have 3 sources."""
+    log = _run(tmp_path, "--overrides", "data.n_src=3 eval.metrics=[si_sdr] eval.n_examples=1")
+    corpus = tmp_path / "data" / "prompts_3spk"
+    info = json.loads((corpus / "corpus.json").read_text())
+    assert info["n_src"] == 3 and set(info["skipped_splits"]) == {"tt_unseen"}
+    assert not (tmp_path / "data" / "prompts").exists()  # the 2-speaker corpus folder is not touched
+    exp = tmp_path / "exp" / "e2e"
+    results = json.loads((exp / "eval" / "results.json").read_text())
+    assert "codec2" in results and "unseen" not in results and "si_sdr_imp" in results
+    assert list((exp / "eval" / "examples").glob("*_s3.wav")) and list((exp / "eval" / "examples").glob("*_ref3.wav"))
+    assert json.loads((exp / "hub" / "config.json").read_text())["model_args"]["n_src"] == 3
+    assert "| TwoStepTDCN | seen (10) |" in log

@@ -398,6 +398,28 @@ def plan_mixtures(pool: Sequence[Utterance], n: int, n_src: int, rng: np.random.
     return plans
 
 
+def skip_small_extra_splits(utts: Dict[str, List[Utterance]], splits: Sequence[str],
+                            n_src: int) -> Dict[str, str]:
+    """Drop (from ``utts``, with a warning) the held-out test splits beyond ``SPLITS`` that have
+    fewer than ``n_src`` speakers, e.g. the 2-voice ``tt_unseen`` of a 3-speaker corpus.
+
+    tr/cv/tt are not optional: too few speakers there still fails in :func:`plan_mixtures`.
+
+    Returns:
+        split -> why it was skipped (for ``corpus.json``'s ``skipped_splits``).
+    """
+    skipped = {}
+    for split in splits[len(SPLITS):]:
+        speakers = sorted({u.speaker for u in utts[split]})
+        if len(speakers) < n_src:
+            skipped[split] = (f"{len(speakers)} held-out speaker(s) ({', '.join(speakers)}) for "
+                              f"{n_src}-speaker mixtures")
+            log.warning("Split %s skipped: it has %s. Hold out %d or more voices to make it.",
+                        split, skipped[split], n_src)
+            del utts[split]
+    return skipped
+
+
 # --------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------
@@ -470,6 +492,8 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
                         ", ".join(dropped[reason][:10]))
     source.check_pool(utts, cfg)
     splits = SPLITS + tuple(s for s in source.splits if s not in SPLITS and utts.get(s))
+    skipped = skip_small_extra_splits(utts, splits, cfg.n_src)
+    splits = tuple(s for s in splits if s not in skipped)
     plans = {s: plan_mixtures(utts[s], cfg.n_mix(s), cfg.n_src,
                               np.random.default_rng([cfg.seed, 2, source.splits.index(s)]),
                               cfg.max_snr_db, s) for s in splits}
@@ -488,6 +512,8 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
     source.write_extras(b, speakers_used, per_split)
     corpus = corpus_record(source, cfg, utts, split_stats, per_split, speakers_used, stats,
                            dropped, n_files)
+    if skipped:
+        corpus["skipped_splits"] = skipped
     b.keep.append(atomic_write_json(out / "corpus.json", corpus))
     state.prune(b.keep)
     state.finish({"corpus": corpus["name"], "content_hash": corpus["config_hash"]})

@@ -89,7 +89,6 @@ case "$corpus" in
     fi ;;
   *) echo "$0: unknown --corpus $corpus (prompts, wsj0mix, librimix, wham, esc50 or audio_dir)" >&2; exit 1 ;;
 esac
-n_src_guess=$(python -m twostep_asteroid.config get data.n_src --conf "$conf")
 [ -n "$tag" ] || tag="$(basename "$conf" .yml)_${corpus}"
 exp=$exp_root/$tag
 
@@ -123,9 +122,10 @@ cf="$exp/conf.yml"
 get() { python -m twostep_asteroid.config get "$1" --conf "$cf"; }
 best() { python -m twostep_asteroid.serialization best "$1"; }  # a run's best_model.pth (or an old run's best.pth)
 
+n_src=$(get data.n_src)
 case "$corpus" in
-  prompts) data_dir=$data_root/prompts ;;
-  wsj0mix) data_dir=$data_root/wsj${n_src_guess}mix ;;
+  prompts) data_dir=$data_root/prompts; [ "$n_src" = 2 ] || data_dir=$data_root/prompts_${n_src}spk ;;
+  wsj0mix) data_dir=$data_root/wsj${n_src}mix ;;
   *) data_dir=$data_root/$corpus ;;  # librimix, wham: manifests only, rebuilt when an option changes
 esac
 json_dir=$data_dir/json
@@ -136,21 +136,21 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log_stage 0 "data preparation ($corpus) -> $data_dir"
   if [ "$corpus" = prompts ]; then
     local/prepare_prompts.sh --out "$data_dir" --deb_cache "$deb_cache" \
-      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" --train_speakers "$(get data.train_speakers)" \
+      --seed "$(get data.corpus_seed)" --n_src "$n_src" --train_speakers "$(get data.train_speakers)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = librimix ]; then
     local/prepare_librimix.sh --out "$data_dir" --librimix_dir "$librimix_dir" --task "$task" --train_set "$train_set" \
-      --n_src "$(get data.n_src)" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
+      --n_src "$n_src" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = wham ]; then
     local/prepare_wham.sh --out "$data_dir" --wham_dir "$wham_dir" --task "$task" \
-      --n_src "$(get data.n_src)" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
+      --n_src "$n_src" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = esc50 ]; then
-    local/prepare_esc50.sh --out "$data_dir" --esc50_dir "$esc50_dir" --n_src "$(get data.n_src)" \
+    local/prepare_esc50.sh --out "$data_dir" --esc50_dir "$esc50_dir" --n_src "$n_src" \
       --sample_rate "$(get data.sample_rate)" --seed "$(get data.corpus_seed)" --n_cv "$(get data.n_cv)" \
       --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = audio_dir ]; then
     local/prepare_audio_dir.sh --out "$data_dir" --audio_dir "$audio_dir" --held_out "$held_out" \
-      --seed "$(get data.corpus_seed)" --n_src "$(get data.n_src)" --sample_rate "$(get data.sample_rate)" \
+      --seed "$(get data.corpus_seed)" --n_src "$n_src" --sample_rate "$(get data.sample_rate)" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else
     # Pass only the options that were given: --wsj0_dir (with --lists_dir) and --wsj0mix_dir exclude each other.
@@ -158,7 +158,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     if [ -n "$wsj0mix_dir" ]; then src_opts+=(--wsj0mix_dir "$wsj0mix_dir"); fi
     if [ -n "$wsj0_dir" ]; then src_opts+=(--wsj0_dir "$wsj0_dir"); fi
     if [ -n "$lists_dir" ]; then src_opts+=(--lists_dir "$lists_dir"); fi
-    local/prepare_wsj0mix.sh --out "$data_dir" "${src_opts[@]}" --n_src "$(get data.n_src)" \
+    local/prepare_wsj0mix.sh --out "$data_dir" "${src_opts[@]}" --n_src "$n_src" \
       --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   fi
 fi
