@@ -241,6 +241,8 @@ def _run_recipe_line(ws, command, tmp_path):
                            ("--audio_dir", "audio_dir")):
         if option in command:
             assert (data / folder / "json" / "tt" / "mix.json").is_file()
+    if "--esc10 true" in command:
+        assert json.loads((data / "esc50" / "corpus.json").read_text())["name"] == "esc10-2mix"
     if "--held_out" in command:
         assert json.loads((tag_dir / "eval" / "results.json").read_text())["unseen"]["n_utterances"] > 0
 

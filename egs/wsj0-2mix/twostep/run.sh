@@ -29,6 +29,7 @@ wsj0mix_dir=""            # an existing wsj0-2mix folder (…/2speakers): manife
 librimix_dir=""           # an existing Libri2Mix/Libri3Mix folder (holding wav8k/min/metadata): manifests only
 wham_dir=""               # an existing WHAM! folder (wham_mix, holding wav8k/min/tr/...): manifests only
 esc50_dir=""              # the ESC-50 download (ESC-50-master: audio/, meta/esc50.csv): builds 2-class sound mixtures
+esc10=false               # esc50: true keeps only the ESC-10 subset (10 classes, CC BY 3.0)
 audio_dir=""              # your own recordings, one subfolder per speaker (or sound class): builds a corpus
 held_out=""               # audio_dir: speaker folders kept for the unseen-speaker test (tt_unseen), comma-separated
 task=sep_clean            # librimix, wham: sep_clean (mix_clean) | sep_noisy (mix_both, static mixtures)
@@ -46,7 +47,7 @@ hub_repo_id=""            # stage 4: upload to this Hub repo when a token is pre
 init_from=""              # fine-tune: start from this trained model (Hub id org/name[@rev], folder or .pth):
                           # the override step2.init_from=MODEL; step 1 then reuses its front end
                           # (step1.init_from_model: skip; finetune: --overrides step1.init_from_model=finetune)
-_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir librimix_dir wham_dir esc50_dir audio_dir held_out task train_set mode data_root exp_root deb_cache devices num_nodes strategy precision overrides hub_repo_id init_from"
+_recipe_options="stage stop_stage conf tag corpus wsj0_dir lists_dir wsj0mix_dir librimix_dir wham_dir esc50_dir esc10 audio_dir held_out task train_set mode data_root exp_root deb_cache devices num_nodes strategy precision overrides hub_repo_id init_from"
 
 . utils/parse_options.sh
 . ./path.sh
@@ -145,7 +146,9 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     local/prepare_wham.sh --out "$data_dir" --wham_dir "$wham_dir" --task "$task" \
       --n_src "$n_src" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = esc50 ]; then
-    local/prepare_esc50.sh --out "$data_dir" --esc50_dir "$esc50_dir" --n_src "$n_src" \
+    case "$esc10" in true) esc10_opt=(--esc10) ;; false) esc10_opt=() ;;
+      *) echo "$0: --esc10 takes true or false, not '$esc10'" >&2; exit 1 ;; esac
+    local/prepare_esc50.sh --out "$data_dir" --esc50_dir "$esc50_dir" --n_src "$n_src" "${esc10_opt[@]}" \
       --sample_rate "$(get data.sample_rate)" --seed "$(get data.corpus_seed)" --n_cv "$(get data.n_cv)" \
       --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = audio_dir ]; then
