@@ -56,7 +56,8 @@ def make_librimix(base, n_src=2, sample_rate=8000, mode="min",
     Args:
         sizes: (subset, number of mixtures) pairs.
         n_samples: length of the first mixture of each subset; the next ones are ``step`` longer.
-        types: the mixture types generated (``mix_clean``, ``mix_both``).
+        types: the mixture types generated (``mix_clean``, ``mix_both``, ``mix_single``: s1 plus
+            the noise, its CSV listing ``source_1_path`` and ``noise_path`` only, as LibriMix's).
         foreign: the CSVs name absolute paths of another machine (under :data:`FOREIGN_ROOT`),
             as a corpus generated elsewhere does; else the real absolute paths.
 
@@ -78,11 +79,11 @@ def make_librimix(base, n_src=2, sample_rate=8000, mode="min",
                 paths[f"source_{k + 1}_path"] = str(shown / wd / subset / f"s{k + 1}" / name)
             _write(root / wd / subset / "noise" / name, noise, sample_rate)
             for t in types:
-                mix = sum(srcs) + (noise if t == "mix_both" else 0)
+                mix = {"mix_clean": sum(srcs), "mix_both": sum(srcs) + noise, "mix_single": srcs[0] + noise}[t]
                 _write(root / wd / subset / t / name, mix, sample_rate)
                 row = {"mixture_ID": mix_id, "mixture_path": str(shown / wd / subset / t / name),
-                       **paths}
-                if t == "mix_both":
+                       **(paths if t != "mix_single" else {"source_1_path": paths["source_1_path"]})}
+                if t != "mix_clean":
                     row["noise_path"] = str(shown / wd / subset / "noise" / name)
                 row["length"] = n
                 rows[t].append(row)

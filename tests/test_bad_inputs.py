@@ -449,6 +449,32 @@ def test_run_sh_unwritable_exp_root_is_named(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_run_sh_refuses_enh_single_saying_why(tmp_path):
+    """LibriMix's mix_single (one speaker + noise) is enhancement: refused before anything is made."""
+    proc = _run_sh(tmp_path, tmp_path / "exp", "--librimix_dir", str(tmp_path / "Libri2Mix"),
+                   "--task", "enh_single")
+    assert proc.returncode != 0
+    assert "--task enh_single" in proc.stderr and "mix_single" in proc.stderr
+    assert "softmax mask over the" in proc.stderr and "--task sep_noisy" in proc.stderr
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("options, folder", [
+    (["--librimix_dir"], "librimix"),
+    (["--librimix_dir", "--task", "sep_noisy", "--train_set", "both"], "librimix_sep_noisy_both"),
+    (["--wham_dir", "--task", "sep_noisy", "--mode", "max"], "wham_sep_noisy_max"),
+    (["--esc50_dir", "--esc10", "true"], "esc10"),
+    (["--esc50_dir", "--overrides", "data.n_src=3 data.sample_rate=16000"], "esc50_3spk_16k"),
+])
+def test_run_sh_one_data_folder_per_option_set(tmp_path, options, folder):
+    """Each option set has its own corpus folder, named by the options that are not the defaults
+    (stage 0 names it, then stops: the corpus folder given does not exist)."""
+    options = [options[0], str(tmp_path / "missing"), *options[1:]]
+    proc = _run_sh(tmp_path, tmp_path / "exp", *options)
+    assert proc.returncode != 0 and "does not look like" in proc.stdout  # stage 0 logs through tee
+    assert f"-> {tmp_path / 'data' / folder}\n" in proc.stdout, proc.stdout
+
+
 def test_atomic_savefig_writes_the_figure_and_no_temporary(tmp_path):
     import matplotlib
 

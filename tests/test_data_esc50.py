@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 
 from tests.fake_esc50 import CLASSES, make_esc50
-from twostep_asteroid.data import esc50
+from twostep_asteroid.data import builder, esc50
 from twostep_asteroid.data.audio_io import read_audio, to_int16
+from twostep_asteroid.data.builder import cut
 from twostep_asteroid.data.datasets import DynamicMixingDataset, Wsj0mixManifestDataset
 from twostep_asteroid.data.esc50 import Esc50Config, Esc50Error, build_esc50
 
@@ -63,13 +64,13 @@ def test_folds_to_splits_and_fold5_halves(tree, built):
         names.sort()
         assert names[:1] == sorted(pools["tt"] & set(names))
         assert names[1:] == sorted(pools["cv"] & set(names))
-    assert info["splits"]["tt"]["n_clips"] == len(CLASSES) and info["splits"]["cv"]["n_clips"] == 2 * len(CLASSES)
+    assert info["splits"]["tt"]["n_utterances"] == len(CLASSES) and info["splits"]["cv"]["n_utterances"] == 2 * len(CLASSES)
     assert "fold 5" in info["split_rule"]
     # the pool's speaker is the class, as the CSV names it
     for split in ("tr", "cv", "tt"):
         for u in _pool(out, split):
             assert u["speaker"] == meta[u["utt_id"] + ".wav"]["category"]
-    assert info["dropped"]["silent"] == ["1-999999-A-0.wav"]
+    assert info["dropped"]["silent"]["examples"] == ["1-999999-A-0.wav"] and info["dropped"]["silent"]["count"] == 1
 
 
 def test_clips_are_resampled_to_8k(tree, built):
@@ -90,7 +91,7 @@ def test_fixed_mixtures_different_classes_levels_and_lengths(built):
     assert sum(r["split"] == "cv" for r in rows) == 8 and sum(r["split"] == "tt" for r in rows) == 6
     assert not (out / "json" / "tr" / "mix.json").exists()
     for r in rows:
-        assert r["s1_class"] != r["s2_class"]
+        assert r["s1_speaker"] != r["s2_speaker"]  # the classes
         assert 0.0 <= float(r["snr_db"]) <= 2.5
     for split in ("cv", "tt"):
         mix = json.loads((out / "json" / split / "mix.json").read_text())
@@ -107,6 +108,13 @@ def test_fixed_mixtures_different_classes_levels_and_lengths(built):
         x, srcs = ds[0]
         assert x.shape == (SEG,) and srcs.shape == (2, SEG)
     assert all(r["s1_path"].startswith("clips/") for r in rows)
+    # each source is its clip cut at the start mixtures.csv records (scaled by its gain)
+    for r in rows[:6]:
+        for name in ("s1", "s2"):
+            clip, _ = sf.read(out / r[f"{name}_path"], dtype="int16")
+            src, _ = sf.read(out / "wav8k/min" / r["split"] / name / f"{r['mix_id']}.wav", dtype="int16")
+            seg = cut(clip, int(r[f"{name}_start"]), SEG).astype(float)
+            assert np.corrcoef(seg, src.astype(float))[0, 1] > 0.999
 
 
 def test_training_items_never_mix_one_class(built):
@@ -145,7 +153,7 @@ def test_rerun_does_nothing(tree, built, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("nothing should be written or decoded")
 
-    monkeypatch.setattr(esc50, "write_wav", boom)
+    monkeypatch.setattr(builder, "write_wav", boom)
     monkeypatch.setattr(esc50, "load_clips", boom)
     assert build_esc50(tree, out, Esc50Config(**SMALL), progress=False) == info
     assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
@@ -154,7 +162,7 @@ def test_rerun_does_nothing(tree, built, monkeypatch):
 def test_crash_resumes_and_option_change_rebuilds_without_stale_files(tree, built, tmp_path, monkeypatch):
     ref, _ = built
     out = tmp_path / "crash"
-    real, calls = esc50.write_wav, {"n": 0}
+    real, calls = builder.write_wav, {"n": 0}
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -162,11 +170,11 @@ def test_crash_resumes_and_option_change_rebuilds_without_stale_files(tree, buil
             raise KeyboardInterrupt("simulated crash")
         return real(*a, **k)
 
-    monkeypatch.setattr(esc50, "write_wav", flaky)
+    monkeypatch.setattr(builder, "write_wav", flaky)
     with pytest.raises(KeyboardInterrupt):
         build_esc50(tree, out, Esc50Config(**SMALL), progress=False)
     assert not (out / ".done").exists() and not (out / "json").exists()
-    monkeypatch.setattr(esc50, "write_wav", real)
+    monkeypatch.setattr(builder, "write_wav", real)
     build_esc50(tree, out, Esc50Config(**SMALL), progress=False)
     a, b = _all_files(ref), _all_files(out)
     assert a.keys() == b.keys()

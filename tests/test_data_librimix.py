@@ -98,6 +98,31 @@ def test_rerun_is_skipped_and_a_changed_config_rebuilds(libri2, tmp_path, monkey
     assert not (out / "json/tr/noise.json").exists()
 
 
+def test_mix_single_is_ignored_and_enh_single_refused(tmp_path, capsys):
+    """A Libri2Mix folder generated with mix_single too (one speaker + noise, the enhancement task):
+    sep_clean and sep_noisy read it as without; enh_single is refused, saying why."""
+    root = make_librimix(tmp_path / "src", types=("mix_clean", "mix_both", "mix_single"))
+    single = read_csv(root / "wav8k/min/metadata/mixture_dev_mix_single.csv")
+    assert list(single[0]) == ["mixture_ID", "mixture_path", "source_1_path", "noise_path", "length"]
+    for task, mix_dir in (("sep_clean", "mix_clean"), ("sep_noisy", "mix_both")):
+        out = tmp_path / task
+        info = librimix_manifests(root, out, LibriMixConfig(task=task), progress=False)
+        assert {s: v["n_mixtures"] for s, v in info["splits"].items()} == {"tr": 4, "cv": 2, "tt": 2}
+        for split in ("tr", "cv", "tt"):
+            m, (s1, s2) = validate_manifests(out / "json" / split, n_src=2, check_files=True)
+            assert all(f"/{mix_dir}/" in p for p, _ in m)
+            assert not any("/mix_single/" in p for p, _ in m + s1 + s2)
+    out = tmp_path / "enh"
+    with pytest.raises(LibriMixError, match="enh_single.*mix_single: one speaker plus noise.*n_src >= 2.*"
+                                            "softmax mask over the sources is all ones.*sep_noisy"):
+        librimix_manifests(root, out, LibriMixConfig(task="enh_single"), progress=False)
+    _assert_no_manifests(out)
+    assert librimix.main(["--librimix_dir", str(root), "--out", str(out), "--task", "enh_single",
+                          "--no_progress"]) == 2
+    assert "error: task enh_single (LibriMix's mix_single" in capsys.readouterr().err
+    _assert_no_manifests(out)
+
+
 def test_wrong_layout_names_the_expected_folder(tmp_path):
     (tmp_path / "Libri2Mix" / "wav16k/min/metadata").mkdir(parents=True)  # generated at 16 kHz only
     with pytest.raises(LibriMixError) as e:

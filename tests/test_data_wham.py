@@ -119,6 +119,13 @@ def test_wham_has_two_speakers(wham_dir, tmp_path):
     assert wham_utterances("noise") is None
 
 
+def test_enh_single_is_refused_saying_why(wham_dir, tmp_path):
+    assert (wham_dir / "wav8k/min/tt/mix_single").is_dir()  # the fake folder has it, as WHAM!'s
+    with pytest.raises(WhamError, match="enh_single.*WHAM!'s mix_single.*softmax mask"):
+        wham_manifests(wham_dir, tmp_path / "data", WhamConfig(task="enh_single"), progress=False)
+    _assert_no_manifests(tmp_path / "data")
+
+
 def test_cli(wham_dir, tmp_path, capsys):
     assert wham.main(["--wham_dir", str(wham_dir), "--out", str(tmp_path / "a"), "--no_progress"]) == 0
     assert (tmp_path / "a/json/tt/s2.json").is_file()

@@ -43,16 +43,19 @@ def test_recipe_on_esc50_stages_0_to_3(tmp_path):
 @pytest.mark.slow
 def test_stage0_esc10_subset_and_manifest_check(tmp_path):
     """``--esc10 true`` reaches the builder (only ESC-10 classes, their CC BY 3.0 licence), and
-    ``local/check_manifests.sh`` accepts the on-the-fly training pool (no tr/mix.json)."""
+    ``local/check_manifests.sh`` accepts the on-the-fly training pool (no tr/mix.json). The subset
+    gets its own folder, ``data/esc10``."""
     src = make_esc50(tmp_path / "src", per_fold=(1, 1, 1, 1, 2), dur=(4.0, 5.0))
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     base = ["./run.sh", "--esc50_dir", str(src), "--stop_stage", "0", "--conf", "conf/tiny.yml", "--tag", "esc10",
             "--data_root", str(tmp_path / "data"), "--exp_root", str(tmp_path / "exp")]
     bad = subprocess.run(base + ["--esc10", "yes"], cwd=RECIPE, capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0 and "--esc10 takes true or false, not 'yes'" in bad.stderr
+    assert not (tmp_path / "exp" / "esc10").exists()  # refused before anything is created
     out = subprocess.run(base + ["--esc10", "true"], cwd=RECIPE, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, f"run.sh failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    data = tmp_path / "data" / "esc50"
+    data = tmp_path / "data" / "esc10"  # its own folder, beside data/esc50
+    assert not (tmp_path / "data" / "esc50").exists()
     corpus = json.loads((data / "corpus.json").read_text())
     assert corpus["name"] == "esc10-2mix" and corpus["licenses"][0]["license"] == "CC BY 3.0"
     assert not (data / "json" / "tr" / "mix.json").exists()

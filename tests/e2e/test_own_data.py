@@ -34,7 +34,7 @@ def _librimix(base):
 
 def _wham(base):
     root = make_wham(base, sizes=(("tr", 8), ("cv", 3), ("tt", N_TT)), n_samples=LENGTH, step=STEP)
-    return ["--wham_dir", str(root), "--task", "sep_noisy"], "wham"
+    return ["--wham_dir", str(root), "--task", "sep_noisy"], "wham_sep_noisy"  # its own data folder
 
 
 @pytest.mark.slow

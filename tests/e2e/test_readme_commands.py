@@ -237,12 +237,15 @@ def _run_recipe_line(ws, command, tmp_path):
         assert "devices: 2" in conf and "strategy: ddp" in conf
     if "--wsj0mix_dir" in command or "--wsj0_dir" in command:
         assert (data / "wsj2mix" / "json" / "tt" / "mix.json").is_file()
-    for option, folder in (("--librimix_dir", "librimix"), ("--wham_dir", "wham"), ("--esc50_dir", "esc50"),
-                           ("--audio_dir", "audio_dir")):
+    # one data folder per option set: the options that are not the defaults name it
+    noisy = "_sep_noisy" if "--task sep_noisy" in command else ""
+    esc = "esc10" if "--esc10 true" in command else "esc50"
+    for option, folder in (("--librimix_dir", "librimix" + noisy), ("--wham_dir", "wham" + noisy),
+                           ("--esc50_dir", esc), ("--audio_dir", "audio_dir")):
         if option in command:
-            assert (data / folder / "json" / "tt" / "mix.json").is_file()
+            assert (data / folder / "json" / "tt" / "mix.json").is_file(), sorted(data.iterdir())
     if "--esc10 true" in command:
-        assert json.loads((data / "esc50" / "corpus.json").read_text())["name"] == "esc10-2mix"
+        assert json.loads((data / "esc10" / "corpus.json").read_text())["name"] == "esc10-2mix"
     if "--held_out" in command:
         assert json.loads((tag_dir / "eval" / "results.json").read_text())["unseen"]["n_utterances"] > 0
 

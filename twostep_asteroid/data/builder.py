@@ -1,24 +1,31 @@
 """The generic part of the corpus builders that make wsj0-2mix-style mixtures from single-source
-recordings: the embedded corpus (:mod:`.prompts`, Debian voice packages) and a user's own folder of
-recordings (:mod:`.audio_dir`).
+recordings: the embedded corpus (:mod:`.prompts`, Debian voice packages), a user's own folder of
+recordings (:mod:`.audio_dir`) and ESC-50's sound clips (:mod:`.esc50`).
 
 A builder supplies a :class:`CorpusSource`: its recordings (each with its speaker and split), how a
-file is read, and what it adds to ``corpus.json`` (and any extra files, e.g. licences). The rest is
-shared (:func:`build`)::
+file is read, how recordings become the pool's utterances, and what it adds to ``corpus.json`` (and
+any extra files, e.g. licences). The rest is shared (:func:`build`)::
 
     source.recordings() --> recordings (speaker, split, path); tr/cv/tt by a hash of the file name
           --clean_recording--> trimmed mono speech at the configured rate, long pauses shortened
           --make_utterances--> min_len-max_len s single-speaker utterances (long recordings cut at
                                pauses, short ones joined with gap_min-gap_max s gaps; same speaker,
                                same split)
-          --plan_mixtures--> n_src-speaker mixtures, relative level U(0, max_snr_db) dB
+          --plan_mixtures--> n_src-speaker mixtures, relative level U(0, max_snr_db) dB; the
+                             whole utterances (``mode`` min/max), or ``seg_len`` cuts of them at
+                             random offsets (:func:`choose_start`)
           --> <out>/wav8k/min/<split>/{mix,s1,s2}/*.wav, <out>/json/<split>/{mix,s1,s2}.json,
-              <out>/json/<split>/utterances.json, <out>/utterances/<split>/<spk>/*.wav,
-              <out>/mixtures.csv, <out>/corpus.json (+ the source's extra files)
+              <out>/json/<split>/utterances.json, <out>/utterances/<split>/<spk>/*.wav (the
+              source's ``pool_dir``), <out>/mixtures.csv, <out>/corpus.json (+ the source's
+              extra files)
 
-Every file is read, and every mixture drawn, before anything is written to ``out``: a source that
-cannot make the corpus (an unreadable file, a split with too few speakers) fails with the folder as
-it was. Building is idempotent and resumable (:class:`~.buildstate.BuildState`).
+(:meth:`CorpusSource.utterances` may replace the cleaning and cutting: ESC-50 takes each clip as it
+is.) A split of no fixed mixtures (``n_mix`` 0, e.g. ESC-50's ``tr``) gets only its pool, for
+on-the-fly mixing. Every file is read, and every mixture drawn, before anything is written to
+``out``: a source that cannot make the corpus (an unreadable file, a split with too few speakers)
+fails with the folder as it was. The manifests are written all at once
+(:func:`~.manifests.write_staged`). Building is idempotent and resumable
+(:class:`~.buildstate.BuildState`).
 
 Splits: ``tr``/``cv``/``tt`` are utterance-disjoint, not speaker-disjoint: each recording goes to
 tr/cv/tt by a SHA-256 hash of its file name (:func:`split_key`, :func:`assign_split`), so the same
@@ -32,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -46,6 +54,7 @@ from .audio_io import (AudioError, MultichannelError, from_int16, read_audio, re
                        write_wav)
 from .buildstate import BuildState, config_hash
 from .common import SPLITS, CorpusError, src_names, wav_dir
+from .manifests import STAGING, write_staged
 from .mixing import mix_sources, quietest_cut, relative_gains, shorten_pauses, trim_silence
 
 log = logging.getLogger(__name__)
@@ -62,10 +71,11 @@ DROP_WHY = {
 
 
 @dataclass
-class BuildConfig:
-    """How a corpus is built from single-source recordings; its fields (with the source) identify
-    a build. The sizes, ``n_src``, ``seed`` and ``sample_rate`` default to the recipe's ``data``
-    section (``config.DEFAULTS``). A builder's config adds its own fields after these."""
+class MixConfig:
+    """How the mixtures of a corpus are made; its fields (with the source) identify a build. The
+    sizes, ``n_src``, ``seed`` and ``sample_rate`` default to the recipe's ``data`` section
+    (``config.DEFAULTS``). :class:`BuildConfig` adds how recordings become utterances; a config
+    whose mixtures are cuts of a fixed length gives it as :attr:`seg_len`."""
 
     n_tr: int = _DATA["n_tr"]
     n_cv: int = _DATA["n_cv"]
@@ -74,6 +84,35 @@ class BuildConfig:
     seed: int = _DATA["corpus_seed"]
     sample_rate: int = _DATA["sample_rate"]
     mode: str = "min"
+    max_snr_db: float = 5.0  # relative level of the sources: U(0, max_snr_db) dB
+
+    def __post_init__(self):
+        if self.n_src < 2:
+            raise ValueError("n_src must be >= 2")
+        if self.mode not in ("min", "max"):
+            raise ValueError("mode must be 'min' or 'max'")
+
+    def n_mix(self, split: str) -> int:
+        """Fixed mixtures of ``split`` (a builder's config adds its other splits)."""
+        return {"tr": self.n_tr, "cv": self.n_cv, "tt": self.n_tt}[split]
+
+    @property
+    def seg_len(self) -> Optional[int]:
+        """Samples of every mixture, cut from its sources at random offsets (:func:`choose_start`);
+        ``None``: the whole utterances, mixed as ``mode`` says."""
+        return None
+
+    @property
+    def wav_dir(self) -> str:
+        return wav_dir(self.sample_rate, self.mode)
+
+
+@dataclass
+class BuildConfig(MixConfig):
+    """How a corpus is built from single-source recordings: :class:`MixConfig`, and how the
+    recordings are cleaned and cut or joined into utterances. A builder's config adds its own
+    fields after these."""
+
     min_len: float = 2.5  # utterance length range, seconds
     max_len: float = 5.0
     gap_min: float = 0.1  # silence between joined recordings, seconds
@@ -82,28 +121,16 @@ class BuildConfig:
     top_db: float = 40.0  # trimming threshold below the loudest frame
     min_prompt: float = 0.1  # shorter trimmed recordings are dropped as (near) silent
     split_fractions: tuple = (0.8, 0.1, 0.1)
-    max_snr_db: float = 5.0
 
     def __post_init__(self):
         self.split_fractions = tuple(float(f) for f in self.split_fractions)
-        if self.n_src < 2:
-            raise ValueError("n_src must be >= 2")
-        if self.mode not in ("min", "max"):
-            raise ValueError("mode must be 'min' or 'max'")
+        super().__post_init__()
         if self.max_len < 2 * self.min_len:
             raise ValueError("max_len must be at least 2 * min_len")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError("split_fractions must be 3 numbers summing to 1")
         if not (0 <= self.gap_min <= self.gap_max):
             raise ValueError("need 0 <= gap_min <= gap_max")
-
-    def n_mix(self, split: str) -> int:
-        """Mixtures of ``split`` (a builder's config adds its other splits)."""
-        return {"tr": self.n_tr, "cv": self.n_cv, "tt": self.n_tt}[split]
-
-    @property
-    def wav_dir(self) -> str:
-        return wav_dir(self.sample_rate, self.mode)
 
 
 @dataclass
@@ -141,14 +168,17 @@ class CorpusSource:
     Attributes:
         version: the builder's corpus version (part of the build's identity).
         splits: every split it may make, tr/cv/tt first; a split's index seeds its mixtures.
-        drop_why: explanations of the drop reasons, for ``corpus.json``.
+        drop_why: explanations of the drop reasons, for ``corpus.json`` (``{field}`` names a field
+            of the config, e.g. ``{min_prompt}``).
         source_id: what the sources are (part of the build's identity).
+        pool_dir: the folder of the pool's audio, ``<out>/<pool_dir>/<split>/<speaker>/``.
     """
 
     version: int = 1
     splits: Tuple[str, ...] = SPLITS
     drop_why: Dict[str, str] = DROP_WHY
     source_id: str = ""
+    pool_dir: str = "utterances"
 
     def name(self, cfg: BuildConfig) -> str:
         """The corpus name in ``corpus.json``."""
@@ -164,8 +194,20 @@ class CorpusSource:
         file (counted), any other error stops the build."""
         return read_audio(rec.path)
 
-    def check_pool(self, utts: Dict[str, List[Utterance]], cfg: BuildConfig):
+    def utterances(self, recordings: Sequence[Recording], cfg: BuildConfig, stats: Counter,
+                   dropped: Dict[str, List[str]], progress: bool = True
+                   ) -> Dict[str, List[Utterance]]:
+        """The pool, split -> utterances (every split of :attr:`splits`): by default the recordings
+        cleaned and cut or joined into utterances (:func:`make_utterances`)."""
+        return make_utterances(recordings, cfg, stats, dropped, progress=progress, read=self.read,
+                               splits=self.splits)
+
+    def check_pool(self, utts: Dict[str, List[Utterance]], cfg: MixConfig):
         """Called with the utterances before the mixtures are drawn (raise to explain a problem)."""
+
+    def utterance_info(self, utt: Utterance) -> dict:
+        """More fields of an utterance's record in ``utterances.json``."""
+        return {}
 
     def speaker_info(self, speaker: str) -> dict:
         """A speaker's entry in ``corpus.json``."""
@@ -357,17 +399,27 @@ def _add_remainder(made: List[Utterance], buf, buf_src, buf_len: int, cfg: Build
 # --------------------------------------------------------------------------------------------
 # Mixtures
 # --------------------------------------------------------------------------------------------
+MIN_ENERGY = 0.25  # a mixture's cut of an utterance holds at least this share of its energy
+MAX_TRIES = 200  # draws to find a mixture not already in the split
+
+
 @dataclass
 class MixturePlan:
+    """One mixture: its utterances, their gains and, for cuts of ``seg_len`` samples, where each
+    is cut (:func:`choose_start`; ``None``: the whole utterances)."""
+
     mix_id: str
     utts: List[Utterance]
     gains_db: List[float]
+    starts: Optional[List[int]] = None
 
 
 def plan_mixtures(pool: Sequence[Utterance], n: int, n_src: int, rng: np.random.Generator,
-                  max_snr_db: float = 5.0, split: str = "") -> List[MixturePlan]:
-    """Draw ``n`` distinct mixtures of ``n_src`` different speakers: the first utterance uniformly
-    from the pool, each next one uniformly among the utterances of speakers not yet chosen."""
+                  max_snr_db: float = 5.0, split: str = "",
+                  seg_len: Optional[int] = None) -> List[MixturePlan]:
+    """Draw ``n`` distinct mixtures of ``n_src`` different speakers (or sound classes): the first
+    utterance uniformly from the pool, each next one uniformly among the utterances of speakers not
+    yet chosen; with ``seg_len``, where each is cut (:func:`choose_start`)."""
     by_spk: Dict[str, List[Utterance]] = defaultdict(list)
     for u in pool:
         by_spk[u.speaker].append(u)
@@ -376,15 +428,16 @@ def plan_mixtures(pool: Sequence[Utterance], n: int, n_src: int, rng: np.random.
             f"split {split!r} has {len(by_spk)} speaker(s) ({sorted(by_spk)}); need {n_src}")
     seen = set()
     plans: List[MixturePlan] = []
-    max_tries = 200
     for _ in range(n):
-        for _try in range(max_tries):
+        for _try in range(MAX_TRIES):
             chosen = [pool[int(rng.integers(len(pool)))]]
             while len(chosen) < n_src:
                 used = {u.speaker for u in chosen}
                 cands = [u for u in pool if u.speaker not in used]
                 chosen.append(cands[int(rng.integers(len(cands)))])
-            key = tuple(sorted(u.utt_id for u in chosen))
+            starts = None if seg_len is None else [choose_start(u.audio, seg_len, rng) for u in chosen]
+            # the same utterances (cut at the same places) make the same mixture
+            key = tuple(sorted(zip((u.utt_id for u in chosen), starts or [0] * n_src)))
             if key not in seen:
                 break
         else:
@@ -393,9 +446,36 @@ def plan_mixtures(pool: Sequence[Utterance], n: int, n_src: int, rng: np.random.
             break
         seen.add(key)
         gains = relative_gains(rng, n_src, max_snr_db)
-        mix_id = "_".join(f"{u.utt_id}_{g:.4f}" for u, g in zip(chosen, gains))
-        plans.append(MixturePlan(mix_id, chosen, gains))
+        at = [f"_{k}" for k in starts] if starts else [""] * n_src
+        mix_id = "_".join(f"{u.utt_id}{a}_{g:.4f}" for u, a, g in zip(chosen, at, gains))
+        plans.append(MixturePlan(mix_id, chosen, gains, starts))
     return plans
+
+
+def choose_start(x: np.ndarray, seg_len: int, rng: np.random.Generator) -> int:
+    """Where a mixture cuts utterance ``x``: a sample of ``x`` where the segment starts (drawn
+    uniformly among the cuts holding at least :data:`MIN_ENERGY` of its energy, else the most
+    energetic cut: clips are often padded with digital silence), or, for an utterance not longer
+    than the segment, minus the offset at which it starts in the segment (drawn uniformly)."""
+    n = len(x)
+    if n <= seg_len:
+        return -int(rng.integers(0, seg_len - n + 1))
+    energy = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64) ** 2)])
+    window = energy[seg_len:] - energy[:-seg_len]
+    ok = np.flatnonzero(window >= MIN_ENERGY * energy[-1])
+    if not len(ok):
+        ok = np.array([int(np.argmax(window))])
+    return int(ok[int(rng.integers(len(ok)))])
+
+
+def cut(x: np.ndarray, start: int, seg_len: int) -> np.ndarray:
+    """The segment of ``x`` that :func:`choose_start`'s ``start`` gives (``seg_len`` samples,
+    zero-padded around an utterance shorter than that)."""
+    if start >= 0 and len(x) >= seg_len:
+        return x[start:start + seg_len]
+    out = np.zeros(seg_len, dtype=x.dtype)
+    out[-start:-start + len(x)] = x
+    return out
 
 
 def skip_small_extra_splits(utts: Dict[str, List[Utterance]], splits: Sequence[str],
@@ -423,15 +503,14 @@ def skip_small_extra_splits(utts: Dict[str, List[Utterance]], splits: Sequence[s
 # --------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------
-MANAGED = ("wav8k", "wav16k", "utterances", "json", "licenses", "mixtures.csv", "corpus.json",
-           "LICENSES.md")
+MANAGED = ("wav8k", "wav16k", "utterances", "json", STAGING, "licenses", "mixtures.csv",
+           "corpus.json", "LICENSES.md")
 
 
-def managed_paths(cfg: BuildConfig) -> Tuple[str, ...]:
-    """The children of a corpus folder a build owns (:data:`MANAGED`, and the audio folder of any
-    other rate)."""
-    top = cfg.wav_dir.split("/")[0]
-    return MANAGED if top in MANAGED else MANAGED + (top,)
+def managed_paths(cfg: MixConfig, pool_dir: str = "utterances") -> Tuple[str, ...]:
+    """The children of a corpus folder a build owns (:data:`MANAGED`, the audio folder of any
+    other rate and the source's :attr:`~CorpusSource.pool_dir`)."""
+    return MANAGED + tuple(d for d in (cfg.wav_dir.split("/")[0], pool_dir) if d not in MANAGED)
 
 
 def tree_fingerprint(roots: Iterable) -> str:
@@ -445,18 +524,18 @@ def tree_fingerprint(roots: Iterable) -> str:
     return "tree:" + h.hexdigest()[:16]
 
 
-def content_hash(cfg: BuildConfig, source_id: str, version: int) -> str:
+def content_hash(cfg: MixConfig, source_id: str, version: int) -> str:
     """Identity of the corpus content (the same wherever it is written)."""
     return config_hash({"version": version, "config": asdict(cfg), "source": source_id})
 
 
-def corpus_hash(cfg: BuildConfig, out, source_id: str, version: int) -> str:
+def corpus_hash(cfg: MixConfig, out, source_id: str, version: int) -> str:
     """Identity of a build: content plus location (the manifests hold absolute paths)."""
     return config_hash({"content": content_hash(cfg, source_id, version),
                         "out": os.path.abspath(out)})
 
 
-def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
+def build(source: CorpusSource, out, cfg: MixConfig, progress: bool = True,
           writer: Optional[Callable] = None) -> dict:
     """Build the corpus of ``source`` into ``out``.
 
@@ -476,7 +555,7 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
     """
     out = Path(out).resolve()
     chash = corpus_hash(cfg, out, source.source_id, source.version)
-    state = BuildState(out, chash, managed_paths(cfg))
+    state = BuildState(out, chash, managed_paths(cfg, source.pool_dir))
     if state.is_done():
         log.info("Corpus in %s is up to date (config %s): nothing to do.", out, chash)
         return json.loads((out / "corpus.json").read_text())
@@ -484,8 +563,7 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
     stats: Counter = Counter()
     dropped: Dict[str, List[str]] = defaultdict(list)
     recordings, n_files = source.recordings(cfg, dropped)
-    utts = make_utterances(recordings, cfg, stats, dropped, progress=progress, read=source.read,
-                           splits=source.splits)
+    utts = source.utterances(recordings, cfg, stats, dropped, progress)
     for reason in ("corrupt", "multichannel"):
         if dropped.get(reason):
             log.warning("Skipped %d %s file(s): %s", len(dropped[reason]), reason,
@@ -496,7 +574,7 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
     splits = tuple(s for s in splits if s not in skipped)
     plans = {s: plan_mixtures(utts[s], cfg.n_mix(s), cfg.n_src,
                               np.random.default_rng([cfg.seed, 2, source.splits.index(s)]),
-                              cfg.max_snr_db, s) for s in splits}
+                              cfg.max_snr_db, s, cfg.seg_len) for s in splits if cfg.n_mix(s)}
     per_split = {s: sorted({u.speaker for u in utts[s]}) for s in splits}
     seen = set(per_split["tr"]) | set(per_split["cv"])
     for s in splits[len(SPLITS):]:  # cannot happen: a source puts whole speakers in these splits
@@ -504,8 +582,10 @@ def build(source: CorpusSource, out, cfg: BuildConfig, progress: bool = True,
             raise RuntimeError(f"{s} shares speakers with tr/cv: {sorted(seen & set(per_split[s]))}")
     state.begin()
     b = _Build(out, cfg, state.resume, progress, writer or write_wav)
-    utt_path = _write_utterances(b, utts, splits)
-    split_stats, csv_rows = _write_mixtures(b, utts, plans, utt_path)
+    utt_path = _write_utterances(b, source, utts, splits)
+    csv_rows, lengths = _write_mixtures(b, plans, utt_path)
+    split_stats = {s: _split_stats(utts[s], plans.get(s, []), lengths.get(s, []), cfg.sample_rate)
+                   for s in splits}
     b.write_manifests()
     _write_csv(b, csv_rows)
     speakers_used = sorted({u.speaker for s in splits for u in utts[s]})
@@ -529,7 +609,7 @@ class _Build:
     the managed paths are pruned at the end)."""
 
     out: Path
-    cfg: BuildConfig
+    cfg: MixConfig
     resume: bool  # keep the files already there (a resumed build of the same config)
     progress: bool
     writer: Callable = write_wav
@@ -542,11 +622,9 @@ class _Build:
         return path
 
     def write_manifests(self):
-        """``json/<split>/<name>.json``, written once every file they list is."""
-        for (split, name), obj in self.manifests.items():
-            indent = 1 if name == "utterances" else None
-            self.keep.append(atomic_write_json(self.out / "json" / split / f"{name}.json", obj,
-                                               indent=indent))
+        """``json/<split>/<name>.json``, written at once (:func:`~.manifests.write_staged`) when
+        every file they list is."""
+        self.keep += write_staged(self.out, self.manifests)
 
     def bar(self, items, desc: str, unit: str):
         from tqdm import tqdm
@@ -554,9 +632,10 @@ class _Build:
         return tqdm(items, desc=desc, unit=unit, disable=None if self.progress else True)
 
 
-def _write_utterances(build: _Build, utts: Dict[str, List[Utterance]],
+def _write_utterances(build: _Build, source: CorpusSource, utts: Dict[str, List[Utterance]],
                       splits: Sequence[str]) -> Dict[str, Path]:
-    """Write the single-speaker utterances (and list them in ``build.manifests``).
+    """Write the pool, ``<pool_dir>/<split>/<speaker>/<utt_id>.wav`` (and list it in
+    ``build.manifests``).
 
     Returns:
         utterance id -> its file (the sources of ``mixtures.csv``).
@@ -565,34 +644,38 @@ def _write_utterances(build: _Build, utts: Dict[str, List[Utterance]],
     for split in splits:
         records = []
         for u in build.bar(utts[split], f"utterances {split}", "utt"):
-            p = build.wav(build.out / "utterances" / split / u.speaker / f"{u.utt_id}.wav", u.audio)
+            folder = build.out / source.pool_dir / split / folder_name(u.speaker)
+            p = build.wav(folder / f"{u.utt_id}.wav", u.audio)
             utt_path[u.utt_id] = p
             records.append({"path": str(p), "speaker": u.speaker, "n_samples": u.n_samples,
-                            "utt_id": u.utt_id, "sources": u.sources})
+                            "utt_id": u.utt_id, "sources": u.sources, **source.utterance_info(u)})
         build.manifests[(split, "utterances")] = records
     return utt_path
 
 
-def _write_mixtures(build: _Build, utts: Dict[str, List[Utterance]],
-                    plans: Dict[str, List[MixturePlan]],
-                    utt_path: Dict[str, Path]) -> Tuple[Dict[str, dict], List[dict]]:
+def folder_name(speaker: str) -> str:
+    """A speaker (or class) name as a folder name: other characters than letters, digits, ``.``,
+    ``_`` and ``-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", speaker) or "_"
+
+
+def _write_mixtures(build: _Build, plans: Dict[str, List[MixturePlan]],
+                    utt_path: Dict[str, Path]) -> Tuple[List[dict], Dict[str, List[int]]]:
     """Mix and write each split's planned mixtures (and list them in ``build.manifests``).
 
     Returns:
-        ``(split -> its statistics for corpus.json, the rows of mixtures.csv)``.
+        ``(the rows of mixtures.csv, split -> the mixtures' lengths)``.
     """
-    cfg = build.cfg
-    names = ["mix"] + src_names(cfg.n_src)
-    csv_rows, split_stats = [], {}
+    names = ["mix"] + src_names(build.cfg.n_src)
+    csv_rows, lengths = [], {}
     for split, split_plans in plans.items():
         lists = {k: [] for k in names}
         for plan in build.bar(split_plans, f"mixtures {split}", "mix"):
             csv_rows.append(_write_mixture(build, split, plan, utt_path, lists))
         for name, lst in lists.items():
             build.manifests[(split, name)] = lst
-        split_stats[split] = _split_stats(utts[split], split_plans, [n for _, n in lists["mix"]],
-                                          cfg.sample_rate)
-    return split_stats, csv_rows
+        lengths[split] = [n for _, n in lists["mix"]]
+    return csv_rows, lengths
 
 
 def _write_mixture(build: _Build, split: str, plan: MixturePlan, utt_path: Dict[str, Path],
@@ -602,27 +685,34 @@ def _write_mixture(build: _Build, split: str, plan: MixturePlan, utt_path: Dict[
     Returns:
         Its row of ``mixtures.csv``.
     """
-    mix_q, srcs_q = mix_sources([from_int16(u.audio) for u in plan.utts], plan.gains_db,
-                                mode=build.cfg.mode)
+    cfg = build.cfg
+    starts = plan.starts or [None] * len(plan.utts)
+    audio = [u.audio if k is None else cut(u.audio, k, cfg.seg_len) for u, k in zip(plan.utts, starts)]
+    mix_q, srcs_q = mix_sources([from_int16(x) for x in audio], plan.gains_db, mode=cfg.mode)
     n = len(mix_q)
-    base = build.out / build.cfg.wav_dir / split
+    base = build.out / cfg.wav_dir / split
     for name, sig in zip(lists, [mix_q] + srcs_q):
         p = build.wav(base / name / f"{plan.mix_id}.wav", sig)
         lists[name].append([str(p), n])
     row = {"split": split, "mix_id": plan.mix_id, "n_samples": n,
            "snr_db": f"{plan.gains_db[0] - plan.gains_db[1]:.4f}"}
-    for name, u, g in zip(src_names(build.cfg.n_src), plan.utts, plan.gains_db):
+    for name, u, k, g in zip(src_names(cfg.n_src), plan.utts, starts, plan.gains_db):
         row[f"{name}_path"] = os.path.relpath(utt_path[u.utt_id], build.out)
         row[f"{name}_speaker"] = u.speaker
+        if k is not None:
+            row[f"{name}_start"] = k
         row[f"{name}_gain_db"] = f"{g:.4f}"
     return row
 
 
 def _write_csv(build: _Build, rows: List[dict]):
-    """``mixtures.csv``: each mixture's utterances (paths relative to the corpus) and levels."""
+    """``mixtures.csv``: each mixture's utterances (paths relative to the corpus), where they are
+    cut (with ``seg_len``) and their levels."""
     fields = ["split", "mix_id", "n_samples", "snr_db"]
     for name in src_names(build.cfg.n_src):
-        fields += [f"{name}_path", f"{name}_speaker", f"{name}_gain_db"]
+        fields += [f"{name}_path", f"{name}_speaker"]
+        fields += [f"{name}_start"] if build.cfg.seg_len else []
+        fields += [f"{name}_gain_db"]
     build.keep.append(atomic_write_csv(build.out / "mixtures.csv", rows, fields, lineterminator="\n"))
 
 
@@ -646,7 +736,7 @@ def _split_stats(pool: Sequence[Utterance], plans: Sequence[MixturePlan], length
     }
 
 
-def corpus_record(source: CorpusSource, cfg: BuildConfig, utts: Dict[str, List[Utterance]],
+def corpus_record(source: CorpusSource, cfg: MixConfig, utts: Dict[str, List[Utterance]],
                   split_stats: Dict[str, dict], per_split: Dict[str, List[str]],
                   speakers_used: Sequence[str], stats: Counter, dropped: Dict[str, List[str]],
                   n_files: int) -> dict:
@@ -668,7 +758,7 @@ def corpus_record(source: CorpusSource, cfg: BuildConfig, utts: Dict[str, List[U
         "speakers": {s: source.speaker_info(s) for s in speakers_used},
         "files_seen": n_files,
         **_build_stats(stats),
-        "dropped": _drop_summary(dropped, cfg.min_prompt, source.drop_why),
+        "dropped": _drop_summary(dropped, source.drop_why, asdict(cfg)),
         "source": source.source_id,
         **source.record_extras(speakers_used),
     }
@@ -688,9 +778,9 @@ def _build_stats(stats: Counter) -> dict:
     }
 
 
-def _drop_summary(dropped: Dict[str, List[str]], min_prompt: float,
-                  why: Dict[str, str] = DROP_WHY) -> dict:
-    """reason -> count, a few examples and why, for ``corpus.json``."""
+def _drop_summary(dropped: Dict[str, List[str]], why: Dict[str, str], fields: dict) -> dict:
+    """reason -> count, a few examples and why (``why``'s text, with the config ``fields`` it
+    names), for ``corpus.json``."""
     return {reason: {"count": len(v), "examples": sorted(v)[:8],
-                     "why": why.get(reason, reason).format(min_prompt=min_prompt)}
+                     "why": why.get(reason, reason).format(**fields)}
             for reason, v in sorted(dropped.items())}

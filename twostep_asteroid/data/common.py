@@ -18,8 +18,20 @@ RESUME_HINT = ("The files already written are kept: the rerun resumes the build 
                "(./run.sh --stage 0 --stop_stage 0).")
 
 
+ENH_TASK = "enh_single"  # the LibriMix/WHAM! task of their mix_single folders: refused
+
+
 class CorpusError(RuntimeError):
     """A user-facing error of a corpus builder: the message says what to do."""
+
+
+def enh_task_refused(corpus: str) -> str:
+    """Why ``--task enh_single`` (``corpus``'s ``mix_single``: one speaker plus noise) is refused."""
+    return (f"task {ENH_TASK} ({corpus}'s mix_single: one speaker plus noise) is speech enhancement, "
+            "not separation: the two-step method separates n_src >= 2 sources, and with a single "
+            "source its softmax mask over the sources is all ones (the output would be the "
+            "mixture). Use task sep_noisy (mix_both: the speakers plus noise) or sep_clean "
+            "(mix_clean); the mix_single folders are ignored.")
 
 
 def wav_dir(sample_rate: int, mode: str) -> str:

@@ -21,7 +21,9 @@ Splits: the training subset(s) -> ``tr`` (``--train_set both``: train-100 then t
 ``dev`` -> ``cv``, ``test`` -> ``tt``. Tasks, as Asteroid's LibriMix recipes name them:
 ``sep_clean`` (``mix_clean``, the speakers only) and ``sep_noisy`` (``mix_both``, speakers plus
 WHAM! noise; the targets are still the speakers, and the noise file of each mixture is recorded
-in ``noise.json``, see :mod:`.manifests`).
+in ``noise.json``, see :mod:`.manifests`). ``mix_single`` (one speaker plus noise, and its
+``mixture_<subset>_mix_single.csv``) is ignored: its task, ``enh_single``, is enhancement, which a
+separation of one source cannot do (:func:`~.common.enh_task_refused`).
 
 The CSVs hold absolute paths from the machine that generated LibriMix. A path that does not exist
 is looked up under the given folder by its trailing ``wav<k>k/<mode>/<subset>/<dir>/<file>`` part,
@@ -43,7 +45,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import DEFAULTS
 from .buildstate import file_sha256
-from .common import SPLITS, CorpusError, add_layout_options, builder_parser, run_build, setup_logging, wav_dir
+from .common import (ENH_TASK, SPLITS, CorpusError, add_layout_options, builder_parser,
+                     enh_task_refused, run_build, setup_logging, wav_dir)
 from .manifests import Listed, build_manifests, check_listed, manifest_lists, raise_problems
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,9 @@ class LibriMixConfig:
     mode: str = "min"
 
     def check(self):
-        """Raise :class:`LibriMixError` for an option LibriMix does not have."""
+        """Raise :class:`LibriMixError` for an option LibriMix does not have (or ``enh_single``)."""
+        if self.task == ENH_TASK:
+            raise LibriMixError(enh_task_refused("LibriMix"))
         allowed = {"task": TASKS, "train_set": TRAIN_SETS, "n_src": (2, 3),
                    "sample_rate": (8000, 16000), "mode": ("min", "max")}
         for key, values in allowed.items():
@@ -281,8 +286,9 @@ def get_parser() -> argparse.ArgumentParser:
                        "output folder (receives json/{tr,cv,tt}/ and .done)")
     p.add_argument("--librimix_dir", required=True,
                    help="the Libri2Mix (or Libri3Mix) folder, holding wav8k/min/metadata/")
-    p.add_argument("--task", default=d.task, choices=list(TASKS),
-                   help="sep_clean: mix_clean; sep_noisy: mix_both (speech + WHAM! noise)")
+    p.add_argument("--task", default=d.task, choices=list(TASKS) + [ENH_TASK],
+                   help="sep_clean: mix_clean; sep_noisy: mix_both (speech + WHAM! noise); "
+                        "enh_single (mix_single) is refused, saying why")
     p.add_argument("--train_set", default=d.train_set, choices=list(TRAIN_SETS),
                    help="the LibriMix training subset(s) of the tr split")
     add_layout_options(p, d)

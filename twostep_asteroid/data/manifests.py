@@ -13,7 +13,8 @@ The build is all or nothing:
 * every file is checked (exists, readable, the corpus's sample rate, the stated length) before
   anything is written, and every problem is reported at once, naming the file and the fix;
 * the manifests are written into ``<out>/.json.staging`` and moved to ``<out>/json`` in one
-  rename, so a crash or a full disk never leaves half a ``json/`` folder;
+  rename (:func:`write_staged`, which the corpus builders of :mod:`.builder` use too), so a crash
+  or a full disk never leaves half a ``json/`` folder;
 * the completion marker ``<out>/.done`` (:class:`.buildstate.BuildState`) holds the hash of the
   build's inputs: a rerun with the same inputs does nothing, a changed one rebuilds.
 
@@ -163,6 +164,29 @@ def raise_problems(problems: Sequence[str], where, fix: str, error: Type[CorpusE
     raise error(f"{len(problems)} problem(s) in {where}:\n  {shown}{more}\n{fix}")
 
 
+def write_staged(out: Path, manifests: Dict[Tuple[str, str], object]) -> List[Path]:
+    """Write the manifests ``(split, name) -> content`` as ``<out>/json/<split>/<name>.json``,
+    all or nothing: into :data:`STAGING`, then moved to ``json/`` in one rename (replacing the
+    ``json/`` of an interrupted build). ``utterances.json`` is indented, the others are not.
+
+    Returns:
+        The files written, under ``json/``.
+    """
+    staging, final = Path(out) / STAGING, Path(out) / "json"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for (split, name), obj in manifests.items():
+            atomic_write_json(staging / split / f"{name}.json", obj,
+                              indent=1 if name == "utterances" else None)
+    except BaseException:  # a full disk, an interruption: leave no half-written manifests
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    return [final / split / f"{name}.json" for split, name in manifests]
+
+
 def build_manifests(out, identity: dict, collect: Callable[[], Tuple[dict, dict]],
                     sample_rate: int, marker: Optional[dict] = None) -> dict:
     """Write the manifests of an existing corpus, all or nothing, unless they are up to date.
@@ -189,21 +213,14 @@ def build_manifests(out, identity: dict, collect: Callable[[], Tuple[dict, dict]
     lists, utts = collect()
     state.begin()
     state.wipe()  # also after an interrupted build: rewriting manifests takes seconds
-    staging = out / STAGING
+    write_staged(out, {**{(split, name): lst for split, by_name in lists.items()
+                          for name, lst in by_name.items()},
+                       **{(split, "utterances"): utts[split] for split in lists}})
     stats = {}
-    try:
-        for split, by_name in lists.items():
-            for name, lst in by_name.items():
-                atomic_write_json(staging / split / f"{name}.json", lst, indent=None)
-            atomic_write_json(staging / split / "utterances.json", utts[split], indent=1)
-    except BaseException:  # a full disk, an interruption: leave no half-written manifests
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for split, by_name in lists.items():
         hours = sum(n for _, n in by_name["mix"]) / sample_rate / 3600
         stats[split] = {"n_mixtures": len(by_name["mix"]), "hours": round(hours, 4),
                         "n_utterances": len(utts[split])}
-    os.replace(staging, out / "json")  # json/ was wiped: the rename cannot meet a folder
     state.finish({**(marker or {}), "splits": stats})
     log.info("Manifests written to %s: %s", out / "json", stats)
     return {"out": str(out), "status": "built", "splits": stats}

@@ -8,7 +8,7 @@ of the game Fish Fillets NG (Ogg, 22.05 kHz) and codec2's speech samples (raw 16
 This module is the corpus's own part (:class:`PromptSource`): scanning the extracted packages
 (speaker table, non-speech dropped by name, held-out speakers) and the licences. Cleaning,
 utterances, mixtures and manifests are :mod:`.builder`'s, shared with :mod:`.audio_dir` (a
-user's own recordings).
+user's own recordings) and :mod:`.esc50` (sound clips).
 
 Pipeline (each step is a function, testable on a fake tree of audio files)::
 

@@ -13,7 +13,8 @@ with the wsj0-2mix names ``<utt1>_<snr1>_<utt2>_<snr2>.wav``, the same in every 
 (``wav16k`` and ``max`` alike). ``--wham_dir`` is ``wham_mix`` or its ``wav8k/min`` folder. The
 splits keep their names; tasks: ``sep_clean`` (``mix_clean``) and ``sep_noisy`` (``mix_both``;
 the targets are still the two speakers, the noise files are recorded in ``noise.json``, see
-:mod:`.manifests`). WHAM! has two speakers: ``n_src`` must be 2.
+:mod:`.manifests`); ``mix_single`` is ignored, and its task ``enh_single`` refused
+(:func:`~.common.enh_task_refused`). WHAM! has two speakers: ``n_src`` must be 2.
 
 Only an existing folder is indexed: the WHAM! noise download that creating it needs is broken
 upstream (github.com/JorisCos/LibriMix/issues/26). Every mixture must have its sources (and noise)
@@ -32,8 +33,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import DEFAULTS
 from .buildstate import config_hash
-from .common import (SPLITS, CorpusError, add_layout_options, builder_parser, run_build, setup_logging,
-                     src_names, wav_dir)
+from .common import (ENH_TASK, SPLITS, CorpusError, add_layout_options, builder_parser,
+                     enh_task_refused, run_build, setup_logging, src_names, wav_dir)
 from .manifests import Listed, build_manifests, check_listed, manifest_lists, raise_problems
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class WhamConfig:
     mode: str = "min"
 
     def check(self):
-        """Raise :class:`WhamError` for an option WHAM! does not have."""
+        """Raise :class:`WhamError` for an option WHAM! does not have (or ``enh_single``)."""
+        if self.task == ENH_TASK:
+            raise WhamError(enh_task_refused("WHAM!"))
         if self.n_src != N_SRC:
             raise WhamError(f"WHAM! mixtures have {N_SRC} speakers, n_src is {self.n_src}: set "
                             f"data.n_src: {N_SRC} in the recipe's conf.")
@@ -179,8 +182,9 @@ def get_parser() -> argparse.ArgumentParser:
                        "output folder (receives json/{tr,cv,tt}/ and .done)")
     p.add_argument("--wham_dir", required=True,
                    help="the wham_mix folder, holding wav8k/min/{tr,cv,tt}/")
-    p.add_argument("--task", default=d.task, choices=list(TASKS),
-                   help="sep_clean: mix_clean; sep_noisy: mix_both (speech + noise)")
+    p.add_argument("--task", default=d.task, choices=list(TASKS) + [ENH_TASK],
+                   help="sep_clean: mix_clean; sep_noisy: mix_both (speech + noise); "
+                        "enh_single (mix_single) is refused, saying why")
     add_layout_options(p, d)  # WHAM! has 2 speakers: the build refuses another n_src
     return p
 

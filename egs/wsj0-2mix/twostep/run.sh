@@ -32,7 +32,8 @@ esc50_dir=""              # the ESC-50 download (ESC-50-master: audio/, meta/esc
 esc10=false               # esc50: true keeps only the ESC-10 subset (10 classes, CC BY 3.0)
 audio_dir=""              # your own recordings, one subfolder per speaker (or sound class): builds a corpus
 held_out=""               # audio_dir: speaker folders kept for the unseen-speaker test (tt_unseen), comma-separated
-task=sep_clean            # librimix, wham: sep_clean (mix_clean) | sep_noisy (mix_both, static mixtures)
+task=sep_clean            # librimix, wham: sep_clean (mix_clean) | sep_noisy (mix_both, static mixtures);
+                          # enh_single (mix_single, one speaker) is refused: separation needs n_src >= 2
 train_set=train-360       # librimix: the training subset(s), train-360 | train-100 | both
 mode=min                  # wsj0mix, librimix, wham: the min or max version of the corpus
 data_root=data
@@ -68,7 +69,15 @@ case "$task" in
     if [ "$corpus" != librimix ] && [ "$corpus" != wham ]; then
       echo "$0: --task sep_noisy needs a noisy corpus: --librimix_dir DIR or --wham_dir DIR" >&2; exit 1
     fi ;;
-  *) echo "$0: unknown --task $task (sep_clean or sep_noisy)" >&2; exit 1 ;;
+  enh_single)
+    echo "$0: --task enh_single (LibriMix's and WHAM!'s mix_single: one speaker plus noise) is enhancement, not" \
+      "separation: the two-step method separates n_src >= 2 sources, and with one its softmax mask over the" \
+      "sources is all ones (the output would be the mixture). Use --task sep_noisy (mix_both) or sep_clean." >&2; exit 1 ;;
+  *) echo "$0: unknown --task $task (sep_clean or sep_noisy; enh_single, mix_single, is refused)" >&2; exit 1 ;;
+esac
+case "$esc10" in
+  true|false) ;;
+  *) echo "$0: --esc10 takes true or false, not '$esc10'" >&2; exit 1 ;;
 esac
 case "$corpus" in
   prompts) ;;
@@ -124,10 +133,20 @@ get() { python -m twostep_asteroid.config get "$1" --conf "$cf"; }
 best() { python -m twostep_asteroid.serialization best "$1"; }  # a run's best_model.pth (or an old run's best.pth)
 
 n_src=$(get data.n_src)
+rate=$(get data.sample_rate)
+# One corpus folder per option set, named by the options that are not the defaults (the defaults keep
+# the plain name): data/prompts_3spk, data/librimix_sep_noisy_both, data/wham_sep_noisy, data/esc10, ...
+# Each pair is "value default".
+not_default() { while [ $# -ge 2 ]; do [ "$1" = "$2" ] || printf '_%s' "$1"; shift 2; done; }
+khz="$((rate / 1000))k"
 case "$corpus" in
-  prompts) data_dir=$data_root/prompts; [ "$n_src" = 2 ] || data_dir=$data_root/prompts_${n_src}spk ;;
-  wsj0mix) data_dir=$data_root/wsj${n_src}mix ;;
-  *) data_dir=$data_root/$corpus ;;  # librimix, wham: manifests only, rebuilt when an option changes
+  prompts) data_dir=$data_root/prompts$(not_default "${n_src}spk" 2spk) ;;
+  wsj0mix) data_dir=$data_root/wsj${n_src}mix$(not_default "$mode" min "$khz" 8k) ;;
+  librimix) data_dir=$data_root/librimix$(not_default "$task" sep_clean "$train_set" train-360 "$mode" min \
+              "${n_src}spk" 2spk "$khz" 8k) ;;
+  wham) data_dir=$data_root/wham$(not_default "$task" sep_clean "$mode" min "$khz" 8k) ;;
+  esc50) data_dir=$data_root/esc$([ "$esc10" = true ] && echo 10 || echo 50)$(not_default "${n_src}spk" 2spk "$khz" 8k) ;;
+  audio_dir) data_dir=$data_root/audio_dir ;;  # rebuilt when the folder or --held_out changes
 esac
 json_dir=$data_dir/json
 
@@ -141,19 +160,18 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = librimix ]; then
     local/prepare_librimix.sh --out "$data_dir" --librimix_dir "$librimix_dir" --task "$task" --train_set "$train_set" \
-      --n_src "$n_src" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
+      --n_src "$n_src" --sample_rate "$rate" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = wham ]; then
     local/prepare_wham.sh --out "$data_dir" --wham_dir "$wham_dir" --task "$task" \
-      --n_src "$n_src" --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
+      --n_src "$n_src" --sample_rate "$rate" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = esc50 ]; then
-    case "$esc10" in true) esc10_opt=(--esc10) ;; false) esc10_opt=() ;;
-      *) echo "$0: --esc10 takes true or false, not '$esc10'" >&2; exit 1 ;; esac
+    esc10_opt=(); [ "$esc10" = false ] || esc10_opt=(--esc10)
     local/prepare_esc50.sh --out "$data_dir" --esc50_dir "$esc50_dir" --n_src "$n_src" "${esc10_opt[@]}" \
-      --sample_rate "$(get data.sample_rate)" --seed "$(get data.corpus_seed)" --n_cv "$(get data.n_cv)" \
+      --sample_rate "$rate" --seed "$(get data.corpus_seed)" --n_cv "$(get data.n_cv)" \
       --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   elif [ "$corpus" = audio_dir ]; then
     local/prepare_audio_dir.sh --out "$data_dir" --audio_dir "$audio_dir" --held_out "$held_out" \
-      --seed "$(get data.corpus_seed)" --n_src "$n_src" --sample_rate "$(get data.sample_rate)" \
+      --seed "$(get data.corpus_seed)" --n_src "$n_src" --sample_rate "$rate" \
       --n_tr "$(get data.n_tr)" --n_cv "$(get data.n_cv)" --n_tt "$(get data.n_tt)" 2>&1 | tee "$exp/logs/stage0_data.log"
   else
     # Pass only the options that were given: --wsj0_dir (with --lists_dir) and --wsj0mix_dir exclude each other.
@@ -162,7 +180,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     if [ -n "$wsj0_dir" ]; then src_opts+=(--wsj0_dir "$wsj0_dir"); fi
     if [ -n "$lists_dir" ]; then src_opts+=(--lists_dir "$lists_dir"); fi
     local/prepare_wsj0mix.sh --out "$data_dir" "${src_opts[@]}" --n_src "$n_src" \
-      --sample_rate "$(get data.sample_rate)" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
+      --sample_rate "$rate" --mode "$mode" 2>&1 | tee "$exp/logs/stage0_data.log"
   fi
 fi
 
