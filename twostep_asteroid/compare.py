@@ -553,7 +553,8 @@ UNSEEN_COLUMNS = ("si_sdr_imp", "oracle_latent_si_sdr_imp", "oracle_stft_irm_si_
 
 def unseen_table(eval_dirs, out_dir=None):
     """One row per evaluated run and test set (seen, and each unseen-speaker set nested in its
-    ``results.json``): model, learned-front-end oracle and STFT oracle SI-SDRi.
+    ``results.json``): the noise added to the test set, model, learned-front-end oracle and STFT
+    oracle SI-SDRi.
 
     Args:
         eval_dirs (list): ``exp/<tag>/eval`` folders; a run is named by its tag.
@@ -562,20 +563,21 @@ def unseen_table(eval_dirs, out_dir=None):
     Returns:
         str: The markdown table.
     """
+    from .evaluate import noise_label, result_sets
+
     rows = []
     for eval_dir in eval_dirs:
         results = json.loads((Path(eval_dir) / "results.json").read_text())
-        sets = [("seen", results)] + [(k, v) for k, v in results.items() if isinstance(v, dict)]
-        for name, block in sets:
+        for name, block in result_sets(results):
             rows.append({"run": Path(eval_dir).parent.name, "test_set": name,
-                         "n_utterances": block.get("n_utterances"),
+                         "noise": noise_label(results.get("noise")), "n_utterances": block.get("n_utterances"),
                          **{k: block.get(k, float("nan")) for k in UNSEEN_COLUMNS}})
     if not rows:
         raise SystemExit("No results.json in the given folders: run stage 3 first.")
-    lines = ["| Run | Test speakers | Mixtures | SI-SDRi (dB) | Oracle: learned front end (dB) | Oracle: STFT IRM (dB) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| Run | Test speakers | Noise | Mixtures | SI-SDRi (dB) | Oracle: learned front end (dB) | "
+             "Oracle: STFT IRM (dB) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['test_set']} | {r['n_utterances']} | "
+        lines.append(f"| {r['run']} | {r['test_set']} | {r['noise']} | {r['n_utterances']} | "
                      + " | ".join(f"{r[k]:.2f}" for k in UNSEEN_COLUMNS) + " |")
     table = "\n".join(lines) + "\n"
     if out_dir:

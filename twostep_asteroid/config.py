@@ -28,6 +28,9 @@ DEFAULTS = {
         "speed_perturb": 0.0,     # dynamic mixing: probability that a source is speed-perturbed
         "speed_range": [0.95, 1.05],  # ... at a speed drawn uniformly from this range
         "max_snr_db": 5.0,        # dynamic mixing: relative level of the sources, U(0, max_snr_db) dB
+        "noise": None,            # noise added to every split's mixtures: null (off) | white | pink | brown
+                                  # (power spectrum 1/f^0, 1/f, 1/f^2); not a target, scores are the speakers'
+        "noise_snr_db": [0.0, 10.0],  # ... at an SNR of the speech mixture over the noise, U(low, high) dB
     },
     "front_end": {
         "n_filters": 128,
@@ -147,6 +150,7 @@ MACHINE_KEYS = {("trainer", "accelerator"), ("trainer", "devices"), ("trainer", 
 NULLABLE = {
     ("data", "val_segment"): float,
     ("data", "train_speakers"): list,
+    ("data", "noise"): str,
     ("step1", "max_minutes"): float,
     ("step2", "max_minutes"): float,
     ("step2", "early_stop_patience"): int,
@@ -167,6 +171,7 @@ CHOICES = {
     ("masker_dprnn", "rnn_type"): {"RNN", "LSTM", "GRU"},
     ("masker", "mask_head"): {"toeplitz", "dense"},
     ("step1", "init_from_model"): {"skip", "finetune"},
+    ("data", "noise"): {"white", "pink", "brown"},  # data.mixing.NOISE_COLORS (tests keep them equal)
 }
 
 
@@ -175,11 +180,17 @@ def _is_speed_range(v):
             and 0 < v[0] <= v[1])
 
 
+def _is_db_range(v):
+    return (len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            and v[0] <= v[1])
+
+
 # Further checks of a value: (predicate, what it must be).
 CHECKS = {
     ("data", "speed_perturb"): (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: off)"),
     ("data", "speed_range"): (_is_speed_range, "[low, high] with 0 < low <= high, e.g. [0.95, 1.05]"),
     ("data", "max_snr_db"): (lambda v: v >= 0, "a level range in dB, >= 0 (e.g. 5.0)"),
+    ("data", "noise_snr_db"): (_is_db_range, "[low, high] in dB with low <= high, e.g. [0.0, 10.0]"),
     ("data", "train_speakers"): (lambda v: all(isinstance(x, str) and x for x in v),
                                  "a list of speaker ids (corpus.json), e.g. [allison, june]"),
 }

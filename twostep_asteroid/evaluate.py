@@ -11,6 +11,14 @@ frequency responses and the SI-SDRi histogram) and ``report.html``, the page tha
 model never heard: each in ``out_dir/<name>/`` (``name``: the folder's name without ``tt_``, e.g.
 ``unseen``, ``codec2``), its means nested under ``results.json["<name>"]`` (the seen test's keys
 stay at the top level), and one table of all test sets in ``results.md``.
+
+Noise (the noisy variant of a clean corpus, :mod:`twostep_asteroid.data.datasets`): the test sets
+get the noise of the configuration's ``data.noise`` and ``data.noise_snr_db`` (``--conf``: the
+run's frozen ``conf.yml``), or of ``--noise pink --noise_snr_db 0 10``, which override it (``--noise
+none``: clean), so that any model can be scored on the noisy test set. Its seed is
+``data.corpus_seed``, so every model is scored on the same noisy mixtures. The noisy mixture is the
+models' input and the baseline of the improvements; the references are the clean speakers.
+``results.json`` records it: ``"noise": {"color": "pink", "snr_db": [0.0, 10.0]}`` or ``null``.
 """
 import argparse
 import logging
@@ -111,6 +119,7 @@ def evaluate_model(model, dataset, out_dir, metrics_list=("si_sdr", "sdr", "stoi
             for row, score in zip(rows, scores)]
     means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "utt_id"}
     means["n_utterances"] = len(rows)
+    means["noise"] = getattr(dataset, "noise_info", None)
     atomic_write_csv(out_dir / "metrics.csv", rows)
     write_examples(out_dir / "examples", [{"utt_id": row["utt_id"], "mixture": job[0], "sources": job[1],
                                            "estimates": job[2], "scores": row} for row, job in zip(rows, jobs)],
@@ -130,11 +139,24 @@ SYSTEM_ROWS = (
 )
 
 
+# Keys of results.json that say how the test sets were made, not what was measured on them.
+SETTING_KEYS = ("noise",)
+
+
 def result_sets(means):
     """``[(name, means)]`` of the test sets in ``results.json``: the seen test (``"seen"``, the
-    top-level keys) then the nested unseen-speaker blocks."""
+    top-level keys) then the nested unseen-speaker blocks (:data:`SETTING_KEYS` are neither)."""
+    means = {k: v for k, v in means.items() if k not in SETTING_KEYS}
     sets = [("seen", {k: v for k, v in means.items() if not isinstance(v, dict)})]
     return sets + [(k, v) for k, v in means.items() if isinstance(v, dict)]
+
+
+def noise_label(noise):
+    """``results.json``'s ``"noise"`` in words: ``"pink, 0 to 10 dB SNR"``, or ``"clean"``."""
+    if not noise:
+        return "clean"
+    low, high = (f"{float(x):g}" for x in noise["snr_db"])
+    return f"{noise['color']}, {low if low == high else f'{low} to {high}'} dB SNR"
 
 
 def results_markdown(means):
@@ -144,12 +166,14 @@ def results_markdown(means):
         return f"{m[key]:.2f}" if key in m and np.isfinite(m[key]) else "—"
 
     sets = result_sets(means)
+    noise = (f"Noise: {noise_label(means['noise'])} (added to each mixture; the references are the clean "
+             "speakers).\n" if means.get("noise") else "")
     if len(sets) == 1:
         lines = ["| System | SI-SDRi (dB) | SDRi (dB) | STOI | PESQ |", "|---|---|---|---|---|"]
         for system, keys in SYSTEM_ROWS:
             cells = [fmt(means, k) for k in keys] + ["—"] * (4 - len(keys))
             lines.append(f"| {system} | {' | '.join(cells)} |")
-        return "\n".join(lines) + f"\n\n{means.get('n_utterances', 0)} test mixtures.\n"
+        return "\n".join(lines) + f"\n\n{means.get('n_utterances', 0)} test mixtures.\n" + noise
     lines = ["| System | Test speakers | SI-SDRi (dB) | SDRi (dB) | STOI | PESQ |",
              "|---|---|---|---|---|---|"]
     for system, keys in SYSTEM_ROWS:
@@ -158,7 +182,7 @@ def results_markdown(means):
             lines.append(f"| {system} | {name} ({m.get('n_utterances', 0)}) | {' | '.join(cells)} |")
     return "\n".join(lines) + ("\n\nTest speakers: seen = speakers of the training set (other "
                                "utterances); the others are speakers in no training or validation "
-                               "mixture. In brackets: number of test mixtures.\n")
+                               "mixture. In brackets: number of test mixtures.\n") + noise
 
 
 def unseen_name(data_dir):
@@ -204,7 +228,7 @@ def plot_report(model, sisdri, path):
     plt.close(fig)
 
 
-def evaluate_test_sets(model, data_dir, unseen_dirs, out_dir, eval_conf):
+def evaluate_test_sets(model, data_dir, unseen_dirs, out_dir, eval_conf, data_conf=None):
     """:func:`evaluate_model` on the seen-speaker test set and on each unseen-speaker one.
 
     Args:
@@ -214,15 +238,19 @@ def evaluate_test_sets(model, data_dir, unseen_dirs, out_dir, eval_conf):
             written under ``out_dir/<name>/``.
         out_dir (str or Path): Output folder.
         eval_conf (dict): The ``eval`` section of the configuration.
+        data_conf (dict, optional): The ``data`` section: the noise added to every test set
+            (``noise``, ``noise_snr_db``) and its seed (``corpus_seed``); None: clean.
 
     Returns:
         dict: The seen test's means, with each unseen test's means under its name; ``results.json``
         and ``results.md`` of ``out_dir`` hold them all.
     """
-    from .data.datasets import make_dataset
+    from .data.datasets import make_dataset, noise_options
+
+    noisy = {} if data_conf is None else {"seed": data_conf["corpus_seed"], **noise_options(data_conf)}
 
     def run(folder, out):
-        dataset = make_dataset(folder, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None)
+        dataset = make_dataset(folder, n_src=model.n_src, sample_rate=int(model.sample_rate), segment=None, **noisy)
         return evaluate_model(model, dataset, out, metrics_list=eval_conf["metrics"],
                               n_examples=eval_conf["n_examples"], stft_n_fft=eval_conf["stft_oracle_n_fft"],
                               max_items=eval_conf["max_utterances"], num_workers=eval_conf["num_workers"])
@@ -237,7 +265,8 @@ def evaluate_test_sets(model, data_dir, unseen_dirs, out_dir, eval_conf):
 
 
 def main(argv=None):
-    from .config import load_config
+    from .config import ConfigError, load_config
+    from .data.mixing import NOISE_COLORS
     from .models import load_separator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,17 +275,31 @@ def main(argv=None):
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--unseen_dir", action="append", default=[],
                         help="manifests of a test set of unseen speakers (repeatable), e.g. json/tt_unseen")
-    parser.add_argument("--conf", help="YAML configuration (eval section)")
+    parser.add_argument("--conf", help="YAML configuration (eval section; data.noise, data.noise_snr_db)")
+    parser.add_argument("--noise", choices=sorted(NOISE_COLORS) + ["none"],
+                        help="add this noise to the test sets (none: clean), whatever the conf says (data.noise)")
+    parser.add_argument("--noise_snr_db", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                        help="its SNR range in dB, uniform per mixture (data.noise_snr_db)")
     parser.add_argument("overrides", nargs="*", help="section.key=value")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    conf = load_config(args.conf, args.overrides)
+    noise = [] if args.noise is None else [f"data.noise={'null' if args.noise == 'none' else args.noise}"]
+    if args.noise_snr_db is not None:
+        noise.append(f"data.noise_snr_db=[{args.noise_snr_db[0]}, {args.noise_snr_db[1]}]")
+    try:
+        conf = load_config(args.conf, list(args.overrides) + noise)
+    except ConfigError as err:
+        parser.error(str(err))
     names = [unseen_name(d) for d in args.unseen_dir]
     clash = {n for n in names if names.count(n) > 1 or n == "seen"}
     if clash:
         parser.error(f"--unseen_dir folders must have distinct names other than 'seen': {sorted(clash)}")
     model = load_separator(args.model)
-    means = evaluate_test_sets(model, args.data_dir, dict(zip(names, args.unseen_dir)), args.out_dir, conf["eval"])
+    if conf["data"]["noise"]:
+        log.info("Test sets with %s noise (data.noise).", noise_label({"color": conf["data"]["noise"],
+                                                                       "snr_db": conf["data"]["noise_snr_db"]}))
+    means = evaluate_test_sets(model, args.data_dir, dict(zip(names, args.unseen_dir)), args.out_dir, conf["eval"],
+                               conf["data"])
     print(results_markdown(means))
     from .report import evaluation_report
 

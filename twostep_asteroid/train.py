@@ -61,7 +61,7 @@ from .callbacks import (AtomicModelCheckpoint, EpochSetter, StopOnSignal, Traini
                         resume_hint)
 from .config import DEFAULTS, ConfigError, load_config, save_config
 from .fileio import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
-from .data.datasets import make_dataset
+from .data.datasets import make_dataset, noise_options
 from .losses import TwoStepLoss, front_end_loss, pit_sisdr_loss
 from .models import TwoStepFrontEnd, TwoStepSeparator, TwoStepTDCN, load_separator
 from .separators import MASKERS, masker_from_conf
@@ -104,9 +104,9 @@ def _loaders(conf, data_dir, stage_conf, sample_rate, world_size=1):
         augment.update(speed_perturb=data["speed_perturb"], speed_range=tuple(data["speed_range"]))
     train_set = make_dataset(data_dir / "tr", n_src=data["n_src"], sample_rate=sample_rate,
                              segment=data["segment"], dynamic_mixing=data["dynamic_mixing"],
-                             n_items=n_items, seed=conf["trainer"]["seed"], **augment)
+                             n_items=n_items, seed=conf["trainer"]["seed"], **augment, **noise_options(data))
     val_set = make_dataset(data_dir / "cv", n_src=data["n_src"], sample_rate=sample_rate,
-                           segment=data["val_segment"], seed=conf["trainer"]["seed"])
+                           segment=data["val_segment"], seed=conf["trainer"]["seed"], **noise_options(data))
     workers = data["num_workers"]
     pin = torch.cuda.is_available()
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -435,8 +435,7 @@ def train_step1(conf, data_dir, exp_dir):
         # The oracle bound of the chosen front end, on the whole validation set (whole utterances).
         from .evaluate import front_end_oracle
 
-        oracle = front_end_oracle(front_end.cpu(), make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
-                                                                sample_rate=data["sample_rate"], segment=None))
+        oracle = front_end_oracle(front_end.cpu(), _oracle_set(conf, data_dir))
     summary = {"step": "step1", "global_step": trainer.global_step, "train_seconds": time.time() - start,
                "best_checkpoint": best_ckpt.best_model_path,
                "best_val_loss": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
@@ -450,6 +449,14 @@ def train_step1(conf, data_dir, exp_dir):
     return exp_dir / BEST_MODEL_NAME
 
 
+def _oracle_set(conf, data_dir):
+    """The validation set of step 1's oracle: whole ``cv`` utterances, with the noise (and its seed)
+    of validation."""
+    data = conf["data"]
+    return make_dataset(Path(data_dir) / "cv", n_src=data["n_src"], sample_rate=data["sample_rate"], segment=None,
+                        seed=conf["trainer"]["seed"], **noise_options(data))
+
+
 def _step1_from_parent(conf, data_dir, exp_dir, parent):
     """``step1.init_from_model: skip``: the parent's front end is step 1's result (no training, no
     Trainer, so no DDP processes either); its validation oracle on this corpus is still measured."""
@@ -457,10 +464,8 @@ def _step1_from_parent(conf, data_dir, exp_dir, parent):
 
     source = conf["step2"]["init_from"]
     _setup(conf, exp_dir, "step1")
-    data = conf["data"]
     front_end = _parent_front_end(parent, source)
-    oracle = front_end_oracle(front_end, make_dataset(Path(data_dir) / "cv", n_src=data["n_src"],
-                                                      sample_rate=data["sample_rate"], segment=None))
+    oracle = front_end_oracle(front_end, _oracle_set(conf, data_dir))
     summary = {"step": "step1", "global_step": 0, "train_seconds": 0.0, "best_checkpoint": None,
                "best_val_loss": None, "val_oracle_sisdri": oracle, "max_steps": 0, "full_budget": True,
                "stopped_by": "init_from", "steps_this_run": 0, "steps_per_second": 0.0,

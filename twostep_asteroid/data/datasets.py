@@ -11,6 +11,14 @@ number of DataLoader workers. Call ``set_epoch(epoch)`` at the start of each epo
 LightningModule's ``on_train_epoch_start``) to get new crops/mixtures each epoch; with
 ``persistent_workers=True`` the workers keep the epoch they were started with.
 
+Both can add noise to the mixture (``noise``: ``"white"``, ``"pink"`` or ``"brown"``, power
+spectrum ``1/f^0``, ``1/f``, ``1/f^2``; :func:`~.mixing.add_noise`) at an SNR of the speech mixture
+over the noise drawn uniformly from ``noise_snr_db``: the noisy variant of a clean corpus. The
+noise is no target: the sources returned stay the clean speakers. It comes from a random stream
+of its own, seeded by ``(seed, epoch, idx)`` for training items and by ``(seed, idx)`` for whole
+utterances (validation, evaluation: the same noise at every epoch and run), so ``noise=None``
+gives exactly the items of a dataset without it.
+
 Every file is checked as it is read (header and the samples already in memory, so it stays cheap
 in DataLoader workers); a bad file raises :class:`~.audio_io.AudioError` with a message of the form
 ``"<path>: <problem>. <fix>"``:
@@ -47,7 +55,7 @@ from torch.utils.data import Dataset
 
 from .audio_io import AudioError, MultichannelError
 from .common import src_names
-from .mixing import CLIP_PEAK, change_speed, relative_gains, rms, samples_for_speed
+from .mixing import CLIP_PEAK, add_noise, change_speed, check_noise, relative_gains, rms, samples_for_speed
 
 log = logging.getLogger(__name__)
 
@@ -200,17 +208,31 @@ class _WarnOnce:
 
 
 class _EpochSeededItems:
-    """What both training datasets share: items seeded by ``(seed, epoch, idx)``, and the
-    bookkeeping of bad items (the fix hint of error messages, counters shared with the DataLoader
-    workers, one warning per bad file). Call :meth:`_init_items` in ``__init__``."""
+    """What both training datasets share: items seeded by ``(seed, epoch, idx)``, the added noise,
+    and the bookkeeping of bad items (the fix hint of error messages, counters shared with the
+    DataLoader workers, one warning per bad file). Call :meth:`_init_items` in ``__init__``."""
 
-    def _init_items(self, json_dir, seed):
+    def _init_items(self, json_dir, seed, noise=None, noise_snr_db=(0.0, 10.0)):
         self.json_dir = str(json_dir)
         self.seed = int(seed)
         self.epoch = 0
         self._fix = _fix_hint(Path(json_dir))
         self.item_counts = ItemCounts()
         self._warn = _WarnOnce()
+        self.noise, self.noise_snr_db = (None, None) if noise is None else check_noise(noise, noise_snr_db)
+
+    @property
+    def noise_info(self) -> Optional[dict]:
+        """The added noise, ``{"color": ..., "snr_db": [low, high]}``, or None (clean mixtures)."""
+        return None if self.noise is None else {"color": self.noise, "snr_db": list(self.noise_snr_db)}
+
+    def _noisy(self, mix: np.ndarray, idx, epoch) -> np.ndarray:
+        """``mix`` with item ``idx``'s noise (``mix`` itself when the noise is off), from a random
+        stream of its own seeded by ``(seed, epoch, idx)``."""
+        if self.noise is None:
+            return mix
+        rng = np.random.default_rng([self.seed, int(epoch), int(idx), 0, 2, 2])
+        return add_noise(mix, rng, self.noise, self.noise_snr_db)
 
     def set_epoch(self, epoch: int):
         """New random crops (and, with dynamic mixing, new mixtures); reports the bad items so far."""
@@ -228,12 +250,15 @@ class Wsj0mixManifestDataset(_EpochSeededItems, Wsj0mixDataset):
         json_dir: folder with ``mix.json``, ``s1.json``... (``[path, n_samples]`` lists).
         n_src, sample_rate: as in Asteroid.
         segment: seconds per item; ``None`` for full mixtures (evaluation).
-        seed: seed of the random crops (with the epoch and the index).
+        seed: seed of the random crops and of the noise (with the epoch and the index).
         check_files: also check every listed wav exists at construction.
+        noise: ``None`` (off), ``"white"``, ``"pink"`` or ``"brown"``: noise added to the mixture
+            (module docstring).
+        noise_snr_db: ``(low, high)``: the SNR of the mixture over the noise, uniform in dB.
     """
 
     def __init__(self, json_dir, n_src=2, sample_rate=8000, segment=4.0, seed=0,
-                 check_files=False):
+                 check_files=False, noise=None, noise_snr_db=(0.0, 10.0)):
         validate_manifests(json_dir, n_src, check_files=check_files)
         # Let Asteroid load the manifests without its length filter (segment=None), and
         # silence its "Drop 0 utts" print; the segment is set afterwards.
@@ -243,7 +268,7 @@ class Wsj0mixManifestDataset(_EpochSeededItems, Wsj0mixDataset):
         self.segment = segment
         self.seg_len = None if segment is None else int(segment * sample_rate)
         self.like_test = self.seg_len is None
-        self._init_items(json_dir, seed)
+        self._init_items(json_dir, seed, noise, noise_snr_db)
         self.n_padded = 0 if self.like_test else sum(
             1 for m in self.mix if int(m[1]) < self.seg_len)
         if self.n_padded:
@@ -312,6 +337,7 @@ class Wsj0mixManifestDataset(_EpochSeededItems, Wsj0mixDataset):
             pad = self.seg_len - len(x)
             x = np.pad(x, (0, pad))
             srcs = [np.pad(s, (0, self.seg_len - len(s))) for s in srcs]
+        x = self._noisy(x, first, 0 if self.like_test else self.epoch)  # the returned length, padding included
         return torch.from_numpy(x), torch.from_numpy(np.stack(srcs).astype(np.float32))
 
 
@@ -341,6 +367,9 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
     new "speakers"; SpeechBrain's SepFormer recipes use 0.95-1.05). The speeds come from a random
     stream of their own, so ``speed_perturb=0`` gives exactly the items of a dataset without it.
 
+    ``noise``, ``noise_snr_db``: noise added to the mixture, as in :class:`Wsj0mixManifestDataset`
+    (the module docstring); the mixture is then the sum of the sources plus the noise.
+
     Utterances shorter than the segment are counted (``n_short``) and logged at construction. An
     item whose crop of some utterance is all-zero is redrawn (up to ``MAX_REDRAWS`` times),
     counted (:meth:`counts`) and the file logged.
@@ -349,7 +378,8 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
     dataset_name = "dynamic-mix"
 
     def __init__(self, json_dir, n_src=2, sample_rate=8000, segment=4.0, n_items=None, seed=0,
-                 max_snr_db=5.0, fill="pad", level=0.1, speed_perturb=0.0, speed_range=(0.95, 1.05)):
+                 max_snr_db=5.0, fill="pad", level=0.1, speed_perturb=0.0, speed_range=(0.95, 1.05),
+                 noise=None, noise_snr_db=(0.0, 10.0)):
         super().__init__()
         if fill not in ("pad", "concat"):
             raise ValueError("fill must be 'pad' or 'concat'")
@@ -384,7 +414,7 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         self.max_snr_db = float(max_snr_db)
         self.fill = fill
         self.level = float(level)
-        self._init_items(json_dir, seed)
+        self._init_items(json_dir, seed, noise, noise_snr_db)
         if n_items is None:
             mix_json = jd / "mix.json"
             n_items = len(_load_json(mix_json, "mixture")) if mix_json.is_file() else len(utts)
@@ -439,7 +469,8 @@ class DynamicMixingDataset(_EpochSeededItems, Dataset):
         for attempt in range(MAX_REDRAWS + 1):
             item, silent = self._draw(self._rng(idx, attempt), self._speeds(idx, attempt))
             if silent is None:
-                return item
+                mix, sources = item
+                return torch.from_numpy(self._noisy(mix.numpy(), idx, self.epoch)), sources
             self.item_counts.add("silent_skipped")
             self._warn(silent, "%s: all-zero source (item %d of %s): item redrawn and counted. "
                        "Remove the utterance from %s or replace the file.", silent, idx,
@@ -520,7 +551,8 @@ def make_dataset(json_dir, n_src=2, sample_rate=8000, segment=4.0, dynamic_mixin
     ``dynamic_mixing=False``: the static mixtures of ``json_dir`` (Asteroid's manifests), short
     ones zero-padded; ``segment=None`` gives full mixtures (evaluation).
     ``dynamic_mixing=True``: :class:`DynamicMixingDataset` over ``json_dir/utterances.json``.
-    Extra keyword arguments go to the chosen class.
+    Extra keyword arguments go to the chosen class (both take ``noise`` and ``noise_snr_db``, see
+    :func:`noise_options`).
     """
     if dynamic_mixing:
         return DynamicMixingDataset(json_dir, n_src=n_src, sample_rate=sample_rate,
@@ -529,6 +561,12 @@ def make_dataset(json_dir, n_src=2, sample_rate=8000, segment=4.0, dynamic_mixin
         raise ValueError("n_items only applies to dynamic mixing")
     return Wsj0mixManifestDataset(json_dir, n_src=n_src, sample_rate=sample_rate, segment=segment,
                                   seed=seed, **kwargs)
+
+
+def noise_options(data_conf) -> dict:
+    """The noise keyword arguments of :func:`make_dataset` (``noise``, ``noise_snr_db``) from the
+    configuration's ``data`` section (``data.noise``, ``data.noise_snr_db``)."""
+    return {"noise": data_conf["noise"], "noise_snr_db": tuple(data_conf["noise_snr_db"])}
 
 
 def set_epoch(dataset, epoch: int):

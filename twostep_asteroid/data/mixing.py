@@ -1,6 +1,6 @@
 """Signal-level helpers shared by the corpus builders and the dynamic-mixing dataset:
-silence trimming, pause shortening, level normalisation, wsj0-mix style mixing and speed
-perturbation."""
+silence trimming, pause shortening, level normalisation, wsj0-mix style mixing, speed
+perturbation and coloured noise."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -191,8 +191,84 @@ def samples_for_speed(length: int, speed: float) -> int:
     return int(length) if k == SPEED_STEPS else int(np.ceil(length * k / SPEED_STEPS)) + 1
 
 
+# Noise colours: the exponent ``a`` of the power spectrum ``1/f^a``.
+NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
+def _exponent(color):
+    if color not in NOISE_COLORS:
+        raise ValueError(f"noise must be one of {sorted(NOISE_COLORS)}, got {color!r}")
+    return NOISE_COLORS[color]
+
+
+def check_noise(color: str, snr_range: Sequence[float]):
+    """Check a noise setting.
+
+    Args:
+        color (str): A key of :data:`NOISE_COLORS`.
+        snr_range (sequence): ``[low, high]`` SNR in dB, ``low <= high``.
+
+    Returns:
+        tuple: ``(color, (low, high))`` with float bounds.
+
+    Raises:
+        ValueError: naming the bad value.
+    """
+    _exponent(color)
+    if len(snr_range) != 2 or not float(snr_range[0]) <= float(snr_range[1]):
+        raise ValueError(f"noise_snr_db must be [low, high] in dB with low <= high, got {snr_range}")
+    return color, (float(snr_range[0]), float(snr_range[1]))
+
+
+def colored_noise(rng: np.random.Generator, n: int, color: str = "white") -> np.ndarray:
+    """Gaussian noise of power spectrum ``1/f^a`` (``a``: 0 white, 1 pink, 2 brown).
+
+    White Gaussian noise is shaped in the rFFT domain by ``f^(-a/2)`` (the DC bin set to zero, so
+    the noise has zero mean), then normalised to unit RMS.
+
+    Args:
+        rng (numpy.random.Generator): Source of the white noise.
+        n (int): Number of samples.
+        color (str): A key of :data:`NOISE_COLORS`.
+
+    Returns:
+        numpy.ndarray: ``[n]`` float64 noise of unit RMS (all zeros for ``n < 2``).
+    """
+    exponent, n = _exponent(color), int(n)
+    if n < 2:
+        return np.zeros(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n)
+    gain = np.zeros_like(freqs)
+    gain[1:] = freqs[1:] ** (-exponent / 2.0)
+    noise = np.fft.irfft(spectrum * gain, n=n)
+    level = rms(noise)
+    return noise / level if level > EPS else noise
+
+
+def add_noise(mix: np.ndarray, rng: np.random.Generator, color: str, snr_range: Sequence[float]) -> np.ndarray:
+    """``mix`` plus :func:`colored_noise` at an SNR drawn uniformly from ``snr_range``.
+
+    The SNR is that of ``mix`` (the speech mixture, over its whole length) over the noise. The sum
+    is not rescaled: it may exceed :data:`CLIP_PEAK` (the datasets return float32).
+
+    Args:
+        mix (numpy.ndarray): ``[time]`` speech mixture.
+        rng (numpy.random.Generator): Draws the SNR, then the noise.
+        color (str): A key of :data:`NOISE_COLORS`.
+        snr_range (sequence): ``[low, high]`` SNR in dB.
+
+    Returns:
+        numpy.ndarray: The noisy mixture, of ``mix``'s length and dtype.
+    """
+    color, (low, high) = check_noise(color, snr_range)
+    snr_db = float(rng.uniform(low, high))
+    noise = colored_noise(rng, len(mix), color) * rms(mix) * 10.0 ** (-snr_db / 20.0)
+    return (np.asarray(mix, dtype=np.float64) + noise).astype(np.asarray(mix).dtype)
+
+
 __all__ = [
-    "change_speed", "samples_for_speed",
+    "change_speed", "samples_for_speed", "NOISE_COLORS", "colored_noise", "add_noise",
     "rms", "trim_silence", "shorten_pauses", "quietest_cut", "mix_sources", "relative_gains",
     "CLIP_PEAK",
 ]
