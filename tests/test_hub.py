@@ -350,3 +350,39 @@ def test_card_names_the_parent_of_a_fine_tuned_model():
     assert "Fine-tuned from" not in model_card(conf)
     conf["infos"]["init_from"] = "org/parent"
     assert "Fine-tuned from `org/parent`" in model_card(conf)
+
+
+def test_card_states_the_training_noise_of_a_noisy_run_and_nothing_for_a_clean_one(tmp_path, capsys):
+    """data.noise on: the card's Training table and config.json's infos say which noise the training
+    mixtures had (read from the conf.yml beside --model, or --conf); off: no word of noise."""
+    from twostep_asteroid.config import load_config, save_config
+
+    model = TwoStepTDCN(n_src=2, **SMALL)
+    run = tmp_path / "step2"
+    run.mkdir()
+    pth = run / BEST_MODEL_NAME
+    torch.save(model.serialize(), pth)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"si_sdr_imp": 3.5, "noise": {"color": "pink", "snr_db": [0.0, 10.0]}}))
+    save_config(load_config(None, ["data.noise=pink"]), run / "conf.yml")
+    assert hub.main(["package", "--model", str(pth), "--out_dir", str(tmp_path / "noisy"),
+                     "--results", str(results)]) == 0
+    card = (tmp_path / "noisy" / "README.md").read_text()
+    assert ("| training mixtures | with added noise: pink, 0 to 10 dB SNR (`data.noise`; new noise at every "
+            "epoch, the targets are the clean speakers) |") in card
+    infos = json.loads((tmp_path / "noisy" / "config.json").read_text())["infos"]
+    assert infos["training_noise"] == {"color": "pink", "snr_db": [0.0, 10.0]}
+    # --conf names another run's conf: it wins over the one beside the model
+    other = tmp_path / "brown.yml"
+    save_config(load_config(None, ["data.noise=brown", "data.noise_snr_db=[5.0, 5.0]"]), other)
+    assert hub.main(["package", "--model", str(pth), "--out_dir", str(tmp_path / "brown"), "--conf", str(other)]) == 0
+    assert "with added noise: brown, 5 dB SNR" in (tmp_path / "brown" / "README.md").read_text()
+    # clean training and test mixtures: nothing about noise
+    save_config(load_config(None, []), run / "conf.yml")
+    results.write_text(json.dumps({"si_sdr_imp": 3.5, "noise": None}))
+    assert hub.main(["package", "--model", str(pth), "--out_dir", str(tmp_path / "clean"),
+                     "--results", str(results)]) == 0
+    card = (tmp_path / "clean" / "README.md").read_text()
+    assert "noise" not in card.lower(), card
+    assert "training_noise" not in json.loads((tmp_path / "clean" / "config.json").read_text())["infos"]
+    capsys.readouterr()

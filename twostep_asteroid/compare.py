@@ -563,7 +563,8 @@ def unseen_table(eval_dirs, out_dir=None):
     Returns:
         str: The markdown table.
     """
-    from .evaluate import noise_label, result_sets
+    from .data.mixing import noise_label
+    from .evaluate import result_sets
 
     rows = []
     for eval_dir in eval_dirs:

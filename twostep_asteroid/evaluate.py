@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
+from .data.mixing import noise_label
 from .fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 from .metrics import si_sdr_improvement
 from .serialization import BEST_MODEL_NAME
@@ -149,14 +150,6 @@ def result_sets(means):
     means = {k: v for k, v in means.items() if k not in SETTING_KEYS}
     sets = [("seen", {k: v for k, v in means.items() if not isinstance(v, dict)})]
     return sets + [(k, v) for k, v in means.items() if isinstance(v, dict)]
-
-
-def noise_label(noise):
-    """``results.json``'s ``"noise"`` in words: ``"pink, 0 to 10 dB SNR"``, or ``"clean"``."""
-    if not noise:
-        return "clean"
-    low, high = (f"{float(x):g}" for x in noise["snr_db"])
-    return f"{noise['color']}, {low if low == high else f'{low} to {high}'} dB SNR"
 
 
 def results_markdown(means):

@@ -4,6 +4,7 @@
 * :func:`package_for_hub`: ``config.json`` + ``model.safetensors`` + ``README.md`` in one folder;
 * :func:`upload_to_hub`: that folder to a Hub repo (with a token, else a clear refusal);
 * :func:`corpus_card_infos`: the dataset and licences a card states, from the corpus folder;
+* :func:`training_noise`: the noise added to the training mixtures (``data.noise``), from the run's conf;
 * ``python -m twostep_asteroid.hub package``: all of it for a training run.
 
 Saving and loading are :mod:`twostep_asteroid.serialization` (local files) and
@@ -77,6 +78,9 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         license (str): Licence id of the weights (Asteroid's Hub models use ``cc-by-sa-4.0``).
         repo_id (str, optional): ``org/name``, for the title and the usage snippet.
         extra_infos (dict, optional): More rows for the "Training" table (plain values).
+            ``training_noise`` (``{"color": "pink", "snr_db": [0.0, 10.0]}``, as
+            :func:`training_noise` reads it from the run's ``data.noise``) states the noise added to
+            the training mixtures; absent or None: nothing is said (clean training mixtures).
         description (str, optional): A paragraph put under the title.
 
     Returns:
@@ -160,6 +164,7 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         lines += [f"| {METRIC_NAMES.get(k, k)} | {_fmt(v)} |" for k, v in results.items()]
         lines.append("")
     infos = dict(extra_infos or {})
+    noise = infos.pop("training_noise", None)
     data_licenses = infos.get("data_licenses") if isinstance(infos.get("data_licenses"), dict) else None
     infos = {k: v for k, v in infos.items() if isinstance(v, (str, int, float, bool))}
     if data_licenses:
@@ -168,6 +173,11 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
         lines += [f"| {name} | {lic or 'unknown'} |" for name, lic in data_licenses.items()]
         lines.append("")
     versions = conf.get("infos", {}).get("software_versions", {})
+    if noise:  # data.noise: the noisy variant of the corpus
+        from .data.mixing import noise_label
+
+        infos = {"training mixtures": f"with added noise: {noise_label(noise)} (`data.noise`; new noise at "
+                                      "every epoch, the targets are the clean speakers)", **infos}
     if infos or versions:
         lines += ["## Training", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in {**infos, **versions}.items()]
@@ -183,6 +193,20 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
                   + (" Check the licence of the training data as well." if datasets else ""), ""]
     lines += ["## Citation", "", "```bibtex", _CITATION, "```", ""]
     return "\n".join(lines)
+
+
+def training_noise(conf_path):
+    """The noise a run added to its training mixtures, from its ``conf.yml`` (``data.noise``,
+    ``data.noise_snr_db``): ``{"color": "pink", "snr_db": [0.0, 10.0]}``, or None (clean, no such
+    file, or a conf from before ``data.noise``)."""
+    import yaml
+
+    if not conf_path or not Path(conf_path).is_file():
+        return None
+    data = (yaml.safe_load(Path(conf_path).read_text()) or {}).get("data") or {}
+    if not data.get("noise"):
+        return None
+    return {"color": data["noise"], "snr_db": [float(x) for x in data.get("noise_snr_db", (0.0, 10.0))]}
 
 
 def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc-by-sa-4.0",
@@ -328,6 +352,8 @@ def main(argv=None):
     pkg.add_argument("--out_dir", required=True)
     pkg.add_argument("--results", help="results.json of the evaluation stage")
     pkg.add_argument("--data_dir", help="the corpus folder (its corpus.json gives dataset and licences)")
+    pkg.add_argument("--conf", help="the run's conf.yml, for the training noise (data.noise) the card states; "
+                     "default: the conf.yml beside --model, as training writes it")
     pkg.add_argument("--repo_id", help="upload to this Hub repo when a token is available")
     args = parser.parse_args(argv)
 
@@ -336,9 +362,13 @@ def main(argv=None):
     model = load_separator(args.model)
     results = json.loads(Path(args.results).read_text()) if args.results and Path(args.results).is_file() else None
     infos = corpus_card_infos(args.data_dir)
-    extra = {"data_licenses": infos["data_licenses"]} if infos["data_licenses"] else None
+    extra = {"data_licenses": infos["data_licenses"]} if infos["data_licenses"] else {}
+    beside = Path(args.model).with_name("conf.yml") if Path(args.model).is_file() else None
+    noise = training_noise(args.conf or beside)
+    if noise:
+        extra["training_noise"] = noise
     folder = package_for_hub(model, args.out_dir, results=results, dataset_name=infos["dataset_name"],
-                             license=infos["license"], extra_infos=extra, repo_id=args.repo_id)
+                             license=infos["license"], extra_infos=extra or None, repo_id=args.repo_id)
     print(f"Hub-ready folder: {folder} (config.json, model.safetensors, README.md)")
     if not args.repo_id:
         print(f"To share it: `hf upload <org>/<name> {folder} .`, or rerun this command with "

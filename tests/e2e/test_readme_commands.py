@@ -9,10 +9,14 @@ here. Each line is run through ``bash -c`` as written, with only these changes:
 - recipe lines get ``--data_root/--exp_root/--deb_cache`` into the test's folder and tiny model
   sizes and step counts (``--overrides``), because the README's confs are 30-minute or GPU-sized;
 - the Hub id ``org/name`` resolves through a real, offline ``huggingface_hub`` cache holding the
-  model that the test's own recipe run packaged.
+  model that the test's own recipe run packaged;
+- lines that name ``exp/default_prompts`` (the README's ``./run.sh`` with no arguments) read and
+  write the test's own run of it.
 
 A README command that no handler below knows fails the test: add the command's case here.
 """
+import csv
+import itertools
 import json
 import os
 import re
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from twostep_asteroid.serialization import BEST_MODEL_NAME
 
@@ -231,6 +236,18 @@ def _run_recipe_line(ws, command, tmp_path):
     if last >= 4:
         assert (tag_dir / "hub" / "model.safetensors").is_file()
     conf = (tag_dir / "conf.yml").read_text()
+    noise = re.search(r"data\.noise=(\w+)", command)
+    if noise:  # the noisy variant: trained, evaluated and carded with the noise
+        color, snr = noise.group(1), yaml.safe_load(conf)["data"]["noise_snr_db"]
+        assert yaml.safe_load(conf)["data"]["noise"] == color
+        if last >= 3:
+            assert json.loads((tag_dir / "eval" / "results.json").read_text())["noise"] == {"color": color,
+                                                                                            "snr_db": snr}
+    if last >= 4:
+        card = (tag_dir / "hub" / "README.md").read_text()
+        assert ("| training mixtures |" in card) == bool(noise), card
+        if noise:
+            assert f"| training mixtures | with added noise: {_noise_words(color, snr)} (`data.noise`" in card
     if "--precision bf16-mixed" in command:
         assert "precision: bf16-mixed" in conf
     if "--devices 2" in command:
@@ -266,8 +283,77 @@ def _run_compare_line(ws, command, tmp_path):
         ws.e2e_exp = exp  # for the README's `python -m twostep_asteroid.compare runs` line
 
 
+def _noise_words(color, snr_db):
+    """How the tables and the card name a noise: ``pink, 0 to 10 dB SNR`` (``clean``: none)."""
+    if color is None:
+        return "clean"
+    low, high = (f"{float(x):g}" for x in snr_db)
+    return f"{color}, {low if low == high else f'{low} to {high}'} dB SNR"
+
+
+def _option(words, name):
+    return words[words.index(name) + 1] if name in words else None
+
+
+def _metrics(eval_dir):
+    with open(eval_dir / "metrics.csv", newline="") as f:
+        return {row["utt_id"]: row for row in csv.DictReader(f)}
+
+
+def _run_evaluate_line(ws, command):
+    """``python -m twostep_asteroid.evaluate`` from the recipe folder, on the workspace's run. With
+    ``--noise``: ``results.json`` records that noise, and every test mixture's input SI-SDR (the
+    baseline of the improvements) is lower than in the clean evaluation of the same model (its run's
+    stage 3), on the same mixtures."""
+    cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    ws.run(command, cwd=cwd)
+    words = shlex.split(command)
+    out = cwd / _option(words, "--out_dir")
+    results = json.loads((out / "results.json").read_text())
+    assert np.isfinite(results["si_sdr_imp"]) and 1 <= results["n_utterances"] <= 3
+    color = _option(words, "--noise")
+    if color is None or color == "none":
+        return
+    assert (results["noise"] or {}).get("color") == color, results["noise"]
+    if "--noise_snr_db" in words:
+        i = words.index("--noise_snr_db")
+        assert results["noise"]["snr_db"] == [float(x) for x in words[i + 1:i + 3]], results["noise"]
+    clean_dir = (cwd / _option(words, "--model")).parents[1] / "eval"
+    assert json.loads((clean_dir / "results.json").read_text())["noise"] is None
+    noisy, clean = _metrics(out), _metrics(clean_dir)
+    assert sorted(noisy) == sorted(clean), (sorted(noisy), sorted(clean))
+    inputs = {utt: [float(r["si_sdr"]) - float(r["si_sdr_imp"]) for r in (noisy[utt], clean[utt])] for utt in noisy}
+    assert all(n < c for n, c in inputs.values()), f"input SI-SDR (noisy, clean) per mixture: {inputs}"
+
+
+def _run_compare_unseen_line(ws, command):
+    """``python -m twostep_asteroid.compare unseen EVAL_DIR ...`` from the recipe folder: a row per
+    folder and test set, each with its noise. A folder that a README ``evaluate`` line writes is written
+    by that line first when it is not there yet (as the README orders them)."""
+    cwd = ws.cwd / "egs" / "wsj0-2mix" / "twostep"
+    words = shlex.split(command)
+    eval_dirs = list(itertools.takewhile(lambda w: not w.startswith("-"), words[4:]))
+    for d in eval_dirs:
+        if not (cwd / d / "results.json").is_file():
+            (line,) = [c for k, c in readme_commands() if c.startswith("python -m twostep_asteroid.evaluate ")
+                       and _option(shlex.split(c), "--out_dir") == d]
+            _run_evaluate_line(ws, line)
+    table = ws.run(command, cwd=cwd)
+    assert "| Run | Test speakers | Noise | Mixtures |" in table, table
+    for d in eval_dirs:
+        results = json.loads((cwd / d / "results.json").read_text())
+        noise = results["noise"] or {"color": None, "snr_db": None}
+        row = (f"| {Path(d).parent.name} | seen | {_noise_words(noise['color'], noise['snr_db'])} "
+               f"| {results['n_utterances']} |")
+        assert row in table, (row, table)
+
+
 def _run_python_module_line(ws, command, tmp_path):
     module = shlex.split(command)[2] if not _needs_shell(command) else command.split()[2]
+    if module == "twostep_asteroid.compare" and command.split()[3] == "unseen":
+        return _run_compare_unseen_line(ws, command)
+    if module == "twostep_asteroid.evaluate":
+        return _run_evaluate_line(ws, command)
     if module == "twostep_asteroid.compare":
         exp = getattr(ws, "e2e_exp", None)
         if exp is None:  # run the README's compare script first, as the README orders them
@@ -391,6 +477,10 @@ def test_readme_commands_are_found_and_known():
     for option in ("--librimix_dir", "--wham_dir", "--esc50_dir", "--audio_dir"):
         assert any(c.startswith(f"./run.sh {option}") for c in bash), option
     assert sum(k == "python" for k, _ in commands) >= 2
+    # the noisy variant: a run with the noise, a clean model scored on the noisy tt, both in one table
+    assert './run.sh --overrides data.noise=pink --tag noisy_pink' in bash
+    assert any(c.startswith("python -m twostep_asteroid.evaluate ") and "--noise pink" in c for c in bash)
+    assert any(c.startswith("python -m twostep_asteroid.compare unseen ") for c in bash)
     unknown = [c for c in bash if c not in NOT_RUN and c.split()[0] not in HANDLERS]
     assert not unknown, f"README commands with no case in this test: {unknown}"
     parsed = readme_commands("```bash\n./run.sh --a 1 \\\n  --b 2   # note\n# only a comment\ncd x && ./y\n```\n")

@@ -220,6 +220,16 @@ def check_noise(color: str, snr_range: Sequence[float]):
     return color, (float(snr_range[0]), float(snr_range[1]))
 
 
+def noise_label(noise) -> str:
+    """A noise setting in words, as the tables and the model card name it: ``{"color": "pink",
+    "snr_db": [0.0, 10.0]}`` (``results.json``'s ``"noise"``) is ``"pink, 0 to 10 dB SNR"``; None is
+    ``"clean"``."""
+    if not noise:
+        return "clean"
+    low, high = (f"{float(x):g}" for x in noise["snr_db"])
+    return f"{noise['color']}, {low if low == high else f'{low} to {high}'} dB SNR"
+
+
 def colored_noise(rng: np.random.Generator, n: int, color: str = "white") -> np.ndarray:
     """Gaussian noise of power spectrum ``1/f^a`` (``a``: 0 white, 1 pink, 2 brown).
 
@@ -268,7 +278,7 @@ def add_noise(mix: np.ndarray, rng: np.random.Generator, color: str, snr_range: 
 
 
 __all__ = [
-    "change_speed", "samples_for_speed", "NOISE_COLORS", "colored_noise", "add_noise",
+    "change_speed", "samples_for_speed", "NOISE_COLORS", "colored_noise", "add_noise", "noise_label",
     "rms", "trim_silence", "shorten_pauses", "quietest_cut", "mix_sources", "relative_gains",
     "CLIP_PEAK",
 ]

@@ -215,7 +215,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log_stage 4 "Hub packaging -> $exp/hub"
   set +e
   python -m twostep_asteroid.hub package --model "$(best "$exp/step2")" --results "$exp/eval/results.json" \
-    --data_dir "$data_dir" --out_dir "$exp/hub" ${hub_repo_id:+--repo_id "$hub_repo_id"} \
+    --data_dir "$data_dir" --conf "$cf" --out_dir "$exp/hub" ${hub_repo_id:+--repo_id "$hub_repo_id"} \
     2>&1 | tee "$exp/logs/stage4_package.log"
   rc=${PIPESTATUS[0]}
   set -e
