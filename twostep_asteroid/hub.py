@@ -199,14 +199,14 @@ def training_noise(conf_path):
     """The noise a run added to its training mixtures, from its ``conf.yml`` (``data.noise``,
     ``data.noise_snr_db``): ``{"color": "pink", "snr_db": [0.0, 10.0]}``, or None (clean, no such
     file, or a conf from before ``data.noise``)."""
-    import yaml
+    from .config import load_config  # the one source of the defaults (an old conf: no noise)
 
     if not conf_path or not Path(conf_path).is_file():
         return None
-    data = (yaml.safe_load(Path(conf_path).read_text()) or {}).get("data") or {}
-    if not data.get("noise"):
+    data = load_config(conf_path)["data"]
+    if not data["noise"]:
         return None
-    return {"color": data["noise"], "snr_db": [float(x) for x in data.get("noise_snr_db", (0.0, 10.0))]}
+    return {"color": data["noise"], "snr_db": [float(x) for x in data["noise_snr_db"]]}
 
 
 def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc-by-sa-4.0",
