@@ -13,6 +13,12 @@ With Lightning's DDP on one machine (no torchrun, no SLURM), global rank 0 is th
 started (``python -m twostep_asteroid.train``, under ``run.sh``) and it launches ranks 1..N-1 as its
 child processes (same command line, ``LOCAL_RANK`` set). "The launcher" and "rank 0" are then the
 same process.
+
+Lightning's launcher also watches its child ranks (a ``_ChildProcessObserver`` thread, every 5 s):
+when one exits with an error it SIGKILLs every process, itself included, so that rank 0 would end
+with ``-9`` and no message whenever its check comes before ours. :meth:`PeerWatchdog.adopt_observers`
+routes that path through :meth:`PeerWatchdog._stop` while the watchdog is armed, so that the exit
+status and the message do not depend on which thread looks first.
 """
 import logging
 import os
@@ -68,9 +74,39 @@ class PeerWatchdog(pl.Callback):
         if not self.peers:
             return
         self._armed.set()
+        self.adopt_observers(trainer)
         self._thread = threading.Thread(target=self._watch, args=(trainer,), name="twostep-peer-watchdog",
                                         daemon=True)
         self._thread.start()
+
+    def adopt_observers(self, trainer, threads=None):
+        """Make Lightning's child-process observers (in ``threads``, by default every live thread)
+        report a dead child rank through this watchdog while it is armed.
+
+        Returns:
+            int: How many observers were adopted.
+        """
+        try:
+            from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+        except ImportError:  # another Lightning layout: its observer keeps its own behaviour
+            return 0
+        adopted = 0
+        for thread in threading.enumerate() if threads is None else threads:
+            if isinstance(thread, _ChildProcessObserver) and not getattr(thread, "_twostep_adopted", False):
+                thread._terminate_all = self._on_observer_kill(trainer, thread, thread._terminate_all)
+                thread._twostep_adopted = True
+                adopted += 1
+        return adopted
+
+    def _on_observer_kill(self, trainer, observer, lightning_terminate_all):
+        def terminate_all():
+            if not self._armed.is_set():  # outside training (or stopped on purpose): Lightning's way
+                return lightning_terminate_all()
+            by_pid = {p["pid"]: p for p in self.peers}
+            dead = [by_pid.get(proc.pid, {"rank": "?", "pid": proc.pid})
+                    for proc in observer._child_processes if proc.returncode]
+            self._stop(trainer, dead or self.dead_peers())
+        return terminate_all
 
     def disarm(self):
         self._armed.clear()
