@@ -232,3 +232,22 @@ def test_speed_perturb_needs_dynamic_mixing(corpus):
     conf = load_config(overrides=["data.dynamic_mixing=false", "data.speed_perturb=0.5"])
     with pytest.raises(ConfigError, match="dynamic_mixing"):
         _loaders(conf, corpus.parent, dict(conf["step2"], batch_size=2, val_every_n_steps=10), SR)
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_persistent_workers_follow_set_epoch(corpus, dynamic):
+    """The recipe keeps its DataLoader workers for the whole run (no fork at each epoch): the epoch
+    set in the main process must reach them, or every epoch would repeat the first one's items."""
+    ds = make_dataset(corpus, segment=SEG, dynamic_mixing=dynamic, n_items=6 if dynamic else None, seed=2)
+    n = len(ds)
+    loader = torch.utils.data.DataLoader(ds, batch_size=n, num_workers=1, persistent_workers=True)
+    seen = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        seen.append(next(iter(loader))[0])
+    expected = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        expected.append(torch.stack([ds[i][0] for i in range(n)]))
+    assert torch.equal(seen[0], expected[0]) and torch.equal(seen[1], expected[1])
+    assert not torch.equal(seen[0], seen[1])

@@ -195,3 +195,26 @@ def test_budget_records_a_wall_clock_cap_loudly(corpus, step1_dir, tmp_path, cap
     lines, full = budget_report(full_exp)
     assert full and lines == [f"step1: 4 of 4 steps, {json.loads((step1_dir / 'summary.json').read_text())['steps_per_second']:.2f} steps/s: full budget"]
     assert main(["budget", str(exp)]) == 0
+
+
+class _StalledDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, idx):
+        time.sleep(60)  # a worker that stops delivering (a hung read, a stuck network disk)
+
+
+def test_a_stalled_dataloader_worker_stops_the_run_with_the_key_named(corpus, tmp_path, monkeypatch, caplog):
+    """A DataLoader worker that gives no batch makes the run fail after data.loader_timeout_s, with
+    the key and the resume command, instead of hanging with every process idle."""
+    import twostep_asteroid.train as train
+
+    monkeypatch.setattr(train, "make_dataset", lambda *a, **k: _StalledDataset())
+    args = ["step1", "--data_dir", str(corpus), "--exp_dir", str(tmp_path / "step1"), *TINY,
+            "data.num_workers=1", "data.loader_timeout_s=2"]
+    start = time.time()
+    with caplog.at_level("ERROR"), pytest.raises(SystemExit) as stop:
+        train.main(args)
+    assert stop.value.code == 1 and time.time() - start < 50
+    assert "data.loader_timeout_s = 2.0 s" in caplog.text and "./run.sh --stage 1" in caplog.text

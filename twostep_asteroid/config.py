@@ -22,6 +22,8 @@ DEFAULTS = {
         "val_segment": None,      # validation crops, seconds (null: whole utterances)
         "dynamic_mixing": True,   # remix the training utterance pool on the fly
         "num_workers": 1,
+        "loader_timeout_s": 600.0,  # a DataLoader worker that gives no batch for this long stops the run
+                                    # with an error instead of a silent hang (0: wait forever)
         "n_tr": 4000, "n_cv": 300, "n_tt": 200,  # mixtures per split for the embedded corpus
         "corpus_seed": 0,
         "train_speakers": None,   # speakers of the embedded corpus's tr/cv/tt (null: all not held out)
@@ -190,6 +192,7 @@ CHECKS = {
     ("data", "speed_perturb"): (lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: off)"),
     ("data", "speed_range"): (_is_speed_range, "[low, high] with 0 < low <= high, e.g. [0.95, 1.05]"),
     ("data", "max_snr_db"): (lambda v: v >= 0, "a level range in dB, >= 0 (e.g. 5.0)"),
+    ("data", "loader_timeout_s"): (lambda v: v >= 0, "seconds, >= 0 (0: wait forever; e.g. 600.0)"),
     ("data", "noise_snr_db"): (_is_db_range, "[low, high] in dB with low <= high, e.g. [0.0, 10.0]"),
     ("data", "train_speakers"): (lambda v: all(isinstance(x, str) and x for x in v),
                                  "a list of speaker ids (corpus.json), e.g. [allison, june]"),

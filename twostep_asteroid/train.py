@@ -107,13 +107,15 @@ def _loaders(conf, data_dir, stage_conf, sample_rate, world_size=1):
                              n_items=n_items, seed=conf["trainer"]["seed"], **augment, **noise_options(data))
     val_set = make_dataset(data_dir / "cv", n_src=data["n_src"], sample_rate=sample_rate,
                            segment=data["val_segment"], seed=conf["trainer"]["seed"], **noise_options(data))
+    # Workers are kept for the whole run (the datasets' epoch is shared with them): forking new
+    # ones at every epoch, beside DDP's threads, is where PyTorch's DataLoader can hang (pytorch#25158).
+    # The timeout turns a worker that stops delivering into an error (main() names the key).
     workers = data["num_workers"]
-    pin = torch.cuda.is_available()
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                              num_workers=workers, pin_memory=pin)
+    loader_opts = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                       timeout=float(data["loader_timeout_s"]) if workers > 0 else 0.0)
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, **loader_opts)
     val_batch = batch_size if data["val_segment"] is not None else 1
-    val_loader = DataLoader(val_set, batch_size=val_batch, shuffle=False, num_workers=workers,
-                            pin_memory=pin)
+    val_loader = DataLoader(val_set, batch_size=val_batch, shuffle=False, **loader_opts)
     return train_loader, val_loader
 
 
@@ -762,6 +764,14 @@ def main(argv=None):
         sys.exit(128 + signal.SIGTERM)
     except DiskFullError as err:
         log.error("%s", err)
+        sys.exit(1)
+    except RuntimeError as err:
+        if "DataLoader timed out" not in str(err):
+            raise
+        log.error("%s: a DataLoader worker gave no batch for data.loader_timeout_s = %s s, so the run stopped "
+                  "instead of hanging. %s If reading the data is that slow (a network disk), raise "
+                  "data.loader_timeout_s (0: wait forever).", err, conf["data"]["loader_timeout_s"],
+                  resume_hint(args.exp_dir, args.step))
         sys.exit(1)
 
 

@@ -8,8 +8,10 @@
 
 Both are deterministic given ``seed``, the epoch (:meth:`set_epoch`) and the index, whatever the
 number of DataLoader workers. Call ``set_epoch(epoch)`` at the start of each epoch (e.g. from the
-LightningModule's ``on_train_epoch_start``) to get new crops/mixtures each epoch; with
-``persistent_workers=True`` the workers keep the epoch they were started with.
+LightningModule's ``on_train_epoch_start``) to get new crops/mixtures each epoch. The epoch lives
+in shared memory, so DataLoader workers see it too, ``persistent_workers=True`` included: the
+recipe keeps its workers for the whole run rather than forking new ones at every epoch
+(``twostep_asteroid.train``).
 
 Both can add noise to the mixture (``noise``: ``"white"``, ``"pink"`` or ``"brown"``, power
 spectrum ``1/f^0``, ``1/f``, ``1/f^2``; :func:`~.mixing.add_noise`) at an SNR of the speech mixture
@@ -215,7 +217,8 @@ class _EpochSeededItems:
     def _init_items(self, json_dir, seed, noise=None, noise_snr_db=(0.0, 10.0)):
         self.json_dir = str(json_dir)
         self.seed = int(seed)
-        self.epoch = 0
+        # Shared with the DataLoader workers: persistent workers then follow set_epoch.
+        self._shared_epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._fix = _fix_hint(Path(json_dir))
         self.item_counts = ItemCounts()
         self._warn = _WarnOnce()
@@ -234,9 +237,14 @@ class _EpochSeededItems:
         rng = np.random.default_rng([self.seed, int(epoch), int(idx), 0, 2, 2])
         return add_noise(mix, rng, self.noise, self.noise_snr_db)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._shared_epoch[0])
+
     def set_epoch(self, epoch: int):
-        """New random crops (and, with dynamic mixing, new mixtures); reports the bad items so far."""
-        self.epoch = int(epoch)
+        """New random crops (and, with dynamic mixing, new mixtures), in this process and in its
+        DataLoader workers, persistent ones included; reports the bad items so far."""
+        self._shared_epoch[0] = int(epoch)
         self.item_counts.report(self.json_dir)
 
     def _rng(self, idx, attempt=0):
