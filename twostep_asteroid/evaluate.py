@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
-from .data.mixing import noise_label
+from .data.mixing import noise_label, noise_record
 from .fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text
 from .metrics import si_sdr_improvement
 from .serialization import BEST_MODEL_NAME
@@ -289,8 +289,8 @@ def main(argv=None):
         parser.error(f"--unseen_dir folders must have distinct names other than 'seen': {sorted(clash)}")
     model = load_separator(args.model)
     if conf["data"]["noise"]:
-        log.info("Test sets with %s noise (data.noise).", noise_label({"color": conf["data"]["noise"],
-                                                                       "snr_db": conf["data"]["noise_snr_db"]}))
+        log.info("Test sets with %s noise (data.noise).",
+                 noise_label(noise_record(conf["data"]["noise"], conf["data"]["noise_snr_db"])))
     means = evaluate_test_sets(model, args.data_dir, dict(zip(names, args.unseen_dir)), args.out_dir, conf["eval"],
                                conf["data"])
     print(results_markdown(means))

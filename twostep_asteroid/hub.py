@@ -203,10 +203,10 @@ def training_noise(conf_path):
 
     if not conf_path or not Path(conf_path).is_file():
         return None
+    from .data.mixing import noise_record
+
     data = load_config(conf_path)["data"]
-    if not data["noise"]:
-        return None
-    return {"color": data["noise"], "snr_db": [float(x) for x in data["noise_snr_db"]]}
+    return noise_record(data["noise"], data["noise_snr_db"])
 
 
 def package_for_hub(model, out_dir, results=None, dataset_name=None, license="cc-by-sa-4.0",

@@ -57,7 +57,8 @@ from torch.utils.data import Dataset
 
 from .audio_io import AudioError, MultichannelError
 from .common import src_names
-from .mixing import CLIP_PEAK, add_noise, change_speed, check_noise, relative_gains, rms, samples_for_speed
+from .mixing import (CLIP_PEAK, add_noise, change_speed, check_noise, noise_record, relative_gains, rms,
+                     samples_for_speed)
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class _EpochSeededItems:
     @property
     def noise_info(self) -> Optional[dict]:
         """The added noise, ``{"color": ..., "snr_db": [low, high]}``, or None (clean mixtures)."""
-        return None if self.noise is None else {"color": self.noise, "snr_db": list(self.noise_snr_db)}
+        return noise_record(self.noise, self.noise_snr_db)
 
     def _noisy(self, mix: np.ndarray, idx, epoch) -> np.ndarray:
         """``mix`` with item ``idx``'s noise (``mix`` itself when the noise is off), from a random

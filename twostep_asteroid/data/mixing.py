@@ -3,7 +3,7 @@ silence trimming, pause shortening, level normalisation, wsj0-mix style mixing, 
 perturbation and coloured noise."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -218,6 +218,12 @@ def check_noise(color: str, snr_range: Sequence[float]):
     if len(snr_range) != 2 or not float(snr_range[0]) <= float(snr_range[1]):
         raise ValueError(f"noise_snr_db must be [low, high] in dB with low <= high, got {snr_range}")
     return color, (float(snr_range[0]), float(snr_range[1]))
+
+
+def noise_record(color, snr_db) -> Optional[dict]:
+    """The record of a noise setting that ``results.json``, the model card and the datasets share:
+    ``{"color": "pink", "snr_db": [0.0, 10.0]}``, or None when ``color`` is None (clean)."""
+    return None if not color else {"color": str(color), "snr_db": [float(x) for x in snr_db]}
 
 
 def noise_label(noise) -> str:
