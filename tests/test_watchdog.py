@@ -83,3 +83,20 @@ def test_lightning_s_observer_seeing_the_death_first_still_exits_3_with_the_mess
         assert "resume with ./run.sh --stage 2" in out.stderr
     else:  # what Lightning alone does: the reason the adoption exists
         assert out.returncode == -signal.SIGKILL
+
+
+def test_a_later_watchdog_takes_the_observer_over():
+    """A second fit in the same process (same Lightning observer) reports through its own watchdog."""
+    from lightning_fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    observer = _ChildProcessObserver(main_pid=0, child_processes=[])
+    lightning_kill = observer._terminate_all
+    first, second = PeerWatchdog(), PeerWatchdog()
+    stopped = []
+    for dog in (first, second):
+        dog._stop = lambda trainer, dead, dog=dog: stopped.append(dog)
+        assert dog.adopt_observers(None, threads=[observer]) == 1
+    first.disarm()
+    second._armed.set()
+    observer._terminate_all()
+    assert stopped == [second] and observer._lightning_terminate_all == lightning_kill

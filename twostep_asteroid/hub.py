@@ -200,11 +200,10 @@ def training_noise(conf_path):
     ``data.noise_snr_db``): ``{"color": "pink", "snr_db": [0.0, 10.0]}``, or None (clean, no such
     file, or a conf from before ``data.noise``)."""
     from .config import load_config  # the one source of the defaults (an old conf: no noise)
+    from .data.mixing import noise_record
 
     if not conf_path or not Path(conf_path).is_file():
         return None
-    from .data.mixing import noise_record
-
     data = load_config(conf_path)["data"]
     return noise_record(data["noise"], data["noise_snr_db"])
 

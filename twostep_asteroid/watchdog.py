@@ -92,9 +92,12 @@ class PeerWatchdog(pl.Callback):
             return 0
         adopted = 0
         for thread in threading.enumerate() if threads is None else threads:
-            if isinstance(thread, _ChildProcessObserver) and not getattr(thread, "_twostep_adopted", False):
-                thread._terminate_all = self._on_observer_kill(trainer, thread, thread._terminate_all)
-                thread._twostep_adopted = True
+            if isinstance(thread, _ChildProcessObserver):
+                # Lightning's own method is kept once, so that a later fit's watchdog (same process,
+                # same observer) takes the observer over from this one.
+                lightning_terminate_all = getattr(thread, "_lightning_terminate_all", thread._terminate_all)
+                thread._lightning_terminate_all = lightning_terminate_all
+                thread._terminate_all = self._on_observer_kill(trainer, thread, lightning_terminate_all)
                 adopted += 1
         return adopted
 
