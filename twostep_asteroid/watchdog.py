@@ -92,7 +92,7 @@ class PeerWatchdog(pl.Callback):
             return 0
         adopted = 0
         for thread in threading.enumerate() if threads is None else threads:
-            if isinstance(thread, _ChildProcessObserver):
+            if isinstance(thread, _ChildProcessObserver) and hasattr(thread, "_terminate_all"):
                 # Lightning's own method is kept once, so that a later fit's watchdog (same process,
                 # same observer) takes the observer over from this one.
                 lightning_terminate_all = getattr(thread, "_lightning_terminate_all", thread._terminate_all)
