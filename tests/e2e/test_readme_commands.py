@@ -187,12 +187,21 @@ class Workspace:
         return out.stdout + out.stderr
 
 
+# The budget keys of TINY: after the README's overrides, so that they win. A measurement command shown
+# in the README (e.g. ``step2.max_steps=12000``) then runs as written, at the test's step counts.
+BUDGET_KEYS = ("data.n_tr", "data.n_cv", "data.n_tt", "step1.max_steps", "step1.val_every_n_steps",
+               "step1.limit_val_batches", "step2.max_steps", "step2.val_every_n_steps",
+               "step2.limit_val_batches", "step2.ckpt_every_n_steps", "eval.max_utterances")
+TINY_BUDGET = " ".join(w for w in TINY.split() if w.split("=")[0] in BUDGET_KEYS)
+
+
 def _with_tiny_overrides(command):
-    """The command with TINY prepended to its --overrides (the README's own overrides win)."""
+    """The command with TINY around its --overrides: TINY's sizes first (the README's own overrides
+    win there), TINY's budget keys last (they win: a README line with 12000 steps trains 4)."""
     words = shlex.split(command)
     if "--overrides" in words:
         i = words.index("--overrides")
-        words[i + 1] = f"{TINY} {words[i + 1]}"
+        words[i + 1] = f"{TINY} {words[i + 1]} {TINY_BUDGET}"
         return shlex.join(words), []
     return command, ["--overrides", TINY]
 
@@ -485,3 +494,16 @@ def test_readme_commands_are_found_and_known():
     assert not unknown, f"README commands with no case in this test: {unknown}"
     parsed = readme_commands("```bash\n./run.sh --a 1 \\\n  --b 2   # note\n# only a comment\ncd x && ./y\n```\n")
     assert parsed == [("bash", "./run.sh --a 1 --b 2"), ("bash", "cd x"), ("bash", "./y")]
+
+
+def test_tiny_budget_wins_over_a_readme_measurement_command():
+    """A README line with a measurement budget runs at the test's step counts; its other keys stay."""
+    command, extra = _with_tiny_overrides('./run.sh --tag m --overrides "data.n_src=3 step2.max_steps=12000 '
+                                          'front_end.stride=40 data.n_tr=9000"')
+    assert extra == []
+    from twostep_asteroid.config import load_config
+
+    overrides = shlex.split(command)[shlex.split(command).index("--overrides") + 1].split()
+    conf = load_config(RECIPE / "conf" / "default.yml", overrides)
+    assert conf["step2"]["max_steps"] == 4 and conf["data"]["n_tr"] == 24 and conf["step1"]["max_steps"] == 4
+    assert conf["data"]["n_src"] == 3 and conf["front_end"]["stride"] == 40  # the README's own keys
