@@ -30,6 +30,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from twostep_asteroid.config import load_config
 from twostep_asteroid.serialization import BEST_MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -501,8 +502,6 @@ def test_tiny_budget_wins_over_a_readme_measurement_command():
     command, extra = _with_tiny_overrides('./run.sh --tag m --overrides "data.n_src=3 step2.max_steps=12000 '
                                           'front_end.stride=40 data.n_tr=9000"')
     assert extra == []
-    from twostep_asteroid.config import load_config
-
     overrides = shlex.split(command)[shlex.split(command).index("--overrides") + 1].split()
     conf = load_config(RECIPE / "conf" / "default.yml", overrides)
     assert conf["step2"]["max_steps"] == 4 and conf["data"]["n_tr"] == 24 and conf["step1"]["max_steps"] == 4
