@@ -180,13 +180,61 @@ def test_auto_depthwise_equals_conv_reference_in_full_masker(training):
 
 
 def test_auto_rule():
+    """CPU: the slices, except for dilation 1 with grad (oneDNN's backward is as fast there);
+    never while tracing (export)."""
     conv = DilatedDepthwiseConv1d(4, 3, 1)
     dil = DilatedDepthwiseConv1d(4, 3, 4)
     x = torch.randn(1, 4, 10)
     assert not conv._use_shift(x)
     assert dil._use_shift(x)
     with torch.no_grad():
-        assert not dil._use_shift(x)
+        assert dil._use_shift(x)
+        assert conv._use_shift(x)
+    seen = []
+
+    def record(x):
+        seen.append(dil._use_shift(x))
+        return x
+
+    torch.jit.trace(record, x, check_trace=False)
+    assert seen == [False]
+
+
+@pytest.mark.parametrize("kernel_size,dilation,causal,frames",
+                         [(3, 2, True, 40), (2, 3, False, 40), (4, 5, False, 40), (4, 5, True, 40),
+                          (3, 64, False, 50), (3, 64, True, 50), (5, 1, False, 7)])
+def test_shifted_taps_match_conv1d_every_padding(kernel_size, dilation, causal, frames):
+    """In-place taps against F.conv1d: odd and even kernels (no unshifted tap), causal padding, and a
+    dilation longer than the signal (taps that read only padding)."""
+    torch.manual_seed(kernel_size * 100 + dilation)
+    conv = DilatedDepthwiseConv1d(6, kernel_size, dilation, impl="conv", causal=causal)
+    shift = DilatedDepthwiseConv1d(6, kernel_size, dilation, impl="shift", causal=causal)
+    shift.load_state_dict(conv.state_dict())
+    x = torch.randn(3, 6, frames, requires_grad=True)
+    assert_same_function(shift, conv, x, ["weight", "bias"], torch.square, grad_atol=1e-4)
+    with torch.inference_mode():
+        torch.testing.assert_close(shift(x), conv(x), rtol=1e-5, atol=1e-6)
+
+
+class _RecordFrames(nn.Conv1d):
+    def forward(self, x):
+        self.frames = x.shape[-1]
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("frames", [1, 7, 50, 64])
+def test_frame_aligned_pads_in_cpu_inference_only_and_keeps_values(frames):
+    from twostep_asteroid.layers import FRAME_ALIGN, frame_aligned
+
+    conv = _RecordFrames(5, 3, 1)
+    x = torch.randn(2, 5, frames)
+    with torch.inference_mode():
+        y = frame_aligned(conv, x)
+        assert conv.frames % FRAME_ALIGN == 0 and conv.frames - frames < FRAME_ALIGN
+        torch.testing.assert_close(y, conv(x), rtol=1e-5, atol=1e-6)
+    assert y.shape == (2, 3, frames)
+    frame_aligned(conv, x)  # with grad (training): the layer sees the signal as it is
+    assert conv.frames == frames
 
 
 def test_gln_elementwise_path_equals_group_norm():

@@ -119,6 +119,37 @@ class FastPReLU(nn.PReLU):
         return positive + weight * (x - positive)
 
 
+#: CPU inference pads the frames of per-frame matrix products to a multiple of this (8 fp32 lanes of
+#: AVX2): with a ragged tail the GEMM runs about 30 % slower (bench/README.md, "Frame alignment").
+FRAME_ALIGN = 8
+
+
+def _pads_frames(x):
+    """Frames to add to ``x`` before a per-frame matrix product, 0 where the padding is not used:
+    off CPU, with grad (training), and while tracing, exporting or compiling, whose graphs must not
+    bake one signal's length in."""
+    if (x.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_scripting()
+            or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()):
+        return 0
+    return -x.shape[-1] % FRAME_ALIGN
+
+
+def frame_aligned(layer, x):
+    """Apply a per-frame ``layer`` (a 1x1 ``Conv1d``, a mask head: frame t of the output depends on
+    frame t of the input only) to ``x`` ``[..., frames]``, on CPU in inference with the frames padded
+    to a multiple of :data:`FRAME_ALIGN` and cropped back. The values are ``layer(x)``'s up to float
+    rounding (the GEMM may sum in another order); padded frames never reach a real one.
+
+    Returns:
+        torch.Tensor: ``layer(x)``, possibly a cropped (non-contiguous) view.
+    """
+    pad = _pads_frames(x)
+    if not pad:
+        return layer(x)
+    frames = x.shape[-1]
+    return layer(F.pad(x, (0, pad)))[..., :frames]
+
+
 def pointwise_time_major(conv, x):
     """A 1x1 ``nn.Conv1d`` on time-major ``[batch, frames, in]`` frames: ``F.linear``, one call,
     because ``conv1d``'s fixed cost per call dominates on the few frames of a streaming step."""
@@ -128,13 +159,13 @@ def pointwise_time_major(conv, x):
 class DilatedDepthwiseConv1d(nn.Module):
     """Depthwise ``Conv1d`` with "same" (non-causal) padding and a fast CPU path.
 
-    On CPU, PyTorch's dilated depthwise ``conv1d`` backward runs as many small OpenMP parallel
-    regions, whose time explodes on busy cores. The same maths as a sum of ``kernel_size`` shifted,
-    channel-scaled slices uses a few large elementwise kernels and stays fast. ``conv1d`` still wins
-    at dilation 1 (mkldnn path) and in inference at every dilation, so ``"auto"`` takes the slices
-    only on CPU, with grad enabled and dilation > 1, and ``F.conv1d`` everywhere else (GPU,
-    inference, export). The timings: bench/README.md ("Depthwise conv", and "Measurements moved
-    from docstrings").
+    On CPU, PyTorch's depthwise ``conv1d`` (oneDNN) is slow and erratic for this memory-bound
+    operation, and its dilated backward runs as many small OpenMP parallel regions, whose time
+    explodes on busy cores. The same maths as ``kernel_size`` channel-scaled slices accumulated in
+    place into one output (``addcmul_``, no padded copy) is a few large elementwise passes. ``"auto"``
+    takes the slices on CPU in eager mode, except for dilation 1 in training, where oneDNN's backward
+    is as fast; ``F.conv1d`` everywhere else (GPU, TorchScript, tracing, ONNX export). The timings:
+    bench/README.md ("Depthwise conv", and "Measurements moved from docstrings").
 
     With ``causal=True`` all the padding, ``(P - 1) * dilation`` frames, goes on the left: output
     frame t sees input frames ``t - (P - 1) * dilation .. t`` only. :meth:`step` runs the same causal
@@ -176,24 +207,41 @@ class DilatedDepthwiseConv1d(nn.Module):
             return True
         if self.impl == "conv":
             return False
-        return (x.device.type == "cpu" and self.dilation > 1 and torch.is_grad_enabled()
+        return (x.device.type == "cpu" and (self.dilation > 1 or not torch.is_grad_enabled())
                 and not torch.jit.is_scripting() and not torch.jit.is_tracing()
                 and not torch.onnx.is_in_onnx_export())
 
     def forward(self, x):
         if not self._use_shift(x):
-            if not self.causal:
+            if self.pads[0] == self.pads[1]:
                 return F.conv1d(x, self.weight, self.bias, padding=self.padding, dilation=self.dilation,
                                 groups=self.channels)
             return F.conv1d(F.pad(x, self.pads), self.weight, self.bias, dilation=self.dilation,
                             groups=self.channels)
+        return self._shifted_taps(x)
+
+    def _shifted_taps(self, x):
+        """The convolution as in-place sums of shifted slices: tap k reads input frame
+        ``t + k * dilation - left_pad`` for output frame t; frames outside the input are the zero
+        padding of :meth:`forward`, so they are simply not added."""
         frames = x.shape[-1]
-        padded = F.pad(x, self.pads)
-        weight = self.weight.squeeze(1)  # [channels, P]
-        out = self.bias.unsqueeze(-1) + weight[:, 0:1] * padded[..., :frames]
-        for k in range(1, self.kernel_size):
-            start = k * self.dilation
-            out = out + weight[:, k : k + 1] * padded[..., start : start + frames]
+        weight = self.weight.squeeze(1).unsqueeze(-1)  # [channels, P, 1]
+        offsets = [k * self.dilation - self.pads[0] for k in range(self.kernel_size)]
+        if 0 in offsets:  # start from the unshifted tap: one pass fewer
+            first = offsets.index(0)
+            out = torch.addcmul(self.bias.unsqueeze(-1), x, weight[:, first])
+        else:
+            first = None
+            out = self.bias.unsqueeze(-1).expand(x.shape).clone()
+        for k, offset in enumerate(offsets):
+            if k == first or abs(offset) >= frames:
+                continue
+            if offset > 0:
+                out[..., : frames - offset].addcmul_(x[..., offset:], weight[:, k])
+            elif offset < 0:
+                out[..., -offset:].addcmul_(x[..., : frames + offset], weight[:, k])
+            else:
+                out.addcmul_(x, weight[:, k])
         return out
 
     def step(self, x, history):
