@@ -55,7 +55,8 @@ from torch import nn  # noqa: E402
 
 MODELS = ("ours", "port", "convtasnet")
 # Variants of ours, each undoing one speed-up (``--ablations``), plus torch.compile (``--compile``).
-ABLATIONS = ("ours_asteroid_gln", "ours_conv2d_head", "ours_dw_conv", "ours_dw_shift", "ours_torch_prelu")
+ABLATIONS = ("ours_asteroid_gln", "ours_conv2d_head", "ours_dw_conv", "ours_dw_shift", "ours_torch_prelu",
+             "ours_frames_unaligned")
 
 # Model sizes. "paper": the paper's configuration; "tiny": for the smoke test only.
 CONFIGS = {
@@ -178,6 +179,20 @@ def build_front_end(name, config, n_src=2):
     raise ValueError(f"no step-1 model for {name!r}")
 
 
+class frames_unaligned:
+    """Undo the frame alignment of CPU inference (``layers.FRAME_ALIGN``) inside the block."""
+
+    def __enter__(self):
+        from twostep_asteroid import layers
+
+        self.saved, layers.FRAME_ALIGN = layers.FRAME_ALIGN, 1
+
+    def __exit__(self, *exc):
+        from twostep_asteroid import layers
+
+        layers.FRAME_ALIGN = self.saved
+
+
 def _autocast(device, prec):
     if prec == "fp32":
         return nullcontext()
@@ -200,8 +215,10 @@ def make_case(task, name, config, device, prec, batch, seconds, sr, seed=0):
         model.eval()
         wav = torch.randn(1, time_len, generator=gen).to(device)
 
+        align = frames_unaligned() if name == "ours_frames_unaligned" else nullcontext()
+
         def run():
-            with torch.inference_mode(), _autocast(device, prec):
+            with torch.inference_mode(), _autocast(device, prec), align:
                 return model(wav)
 
         return run, model, info

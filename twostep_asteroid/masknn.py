@@ -8,7 +8,8 @@ built of (fused norms, PReLU, depthwise convolution, Toeplitz mask head) are in
 import torch
 from torch import nn
 
-from .layers import DilatedDepthwiseConv1d, FastPReLU, ToeplitzMaskHead, make_norm, pointwise_time_major
+from .layers import (DilatedDepthwiseConv1d, FastPReLU, ToeplitzMaskHead, frame_aligned, make_norm,
+                     pointwise_time_major)
 
 #: Norms a causal TDCN accepts. Asteroid's names: ``cLN`` is :class:`~asteroid.masknn.norms.ChanLN`,
 #: a layer norm over the channels of each frame (no statistics across time, so no state to carry in
@@ -46,11 +47,11 @@ class TDCNBlock(nn.Module):
 
     def forward(self, x):
         """``[batch, B, frames]`` -> the residual output, or ``(residual, skip)`` with skip_chan."""
-        y = self.in_norm(self.in_act(self.in_conv(x)))
+        y = self.in_norm(self.in_act(frame_aligned(self.in_conv, x)))
         y = self.dw_norm(self.dw_act(self.depthwise(y)))
         if self.skip_conv is None:
-            return x + self.out_conv(y)
-        return x + self.out_conv(y), self.skip_conv(y)
+            return x + frame_aligned(self.out_conv, y)
+        return x + frame_aligned(self.out_conv, y), frame_aligned(self.skip_conv, y)
 
     def step(self, x, history):
         """:meth:`forward` on a chunk of frames of a stream, time-major ``[batch, K, B]`` (causal
@@ -172,7 +173,7 @@ class TDCN(nn.Module):
         """
         if self.basis_norm is not None:
             mixture_w = self.basis_norm(mixture_w)
-        x = self.bottleneck(self.input_norm(mixture_w))
+        x = frame_aligned(self.bottleneck, self.input_norm(mixture_w))
         skip_sum = 0.0
         for block in self.blocks:
             if self.skip_chan:
@@ -186,7 +187,7 @@ class TDCN(nn.Module):
 
     def _masks(self, x):
         """Head and mask activation (per frame): ``[batch, B or skip, frames]`` -> masks."""
-        scores = self.head(self.output_act(x))
+        scores = frame_aligned(self.head, self.output_act(x))
         return self._activate(scores.reshape(x.shape[0], self.n_src, self.out_chan, x.shape[-1]))
 
     def _masks_time_major(self, x):
