@@ -31,6 +31,9 @@ optimizer state and inputs excluded):
   RSS before them (``ru_maxrss`` from ``resource.getrusage`` where the reset is unavailable).
   In-process RSS deltas are not reliable for torch: glibc keeps freed memory.
 
+CPU timings run under glibc's default allocator unless ``--malloc retain`` keeps freed memory in
+the heap (:mod:`twostep_asteroid.cpu_allocator`; the ``meta`` record says which).
+
 Output: JSON lines (a ``meta`` record first), and a markdown table on stdout with the ratios
 ours / port and ours / ConvTasNet. ``--table FILE...`` re-prints the tables of saved results.
 """
@@ -52,6 +55,8 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+from twostep_asteroid.cpu_allocator import release_free_memory, retain_freed_memory  # noqa: E402
 
 MODELS = ("ours", "port", "convtasnet")
 # Variants of ours, each undoing one speed-up (``--ablations``), plus torch.compile (``--compile``).
@@ -294,27 +299,6 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-_LIBC = None
-
-
-def _malloc_trim():
-    """Give glibc's free heap memory back to the OS (CPU, between steps, outside the timer).
-
-    With three models' steps interleaved, glibc keeps each step's freed buffers and the process
-    grew to about 19 GB at batch 4 x 4 s (from ~12 GB for one model), enough to push a shared
-    24 GB machine into reclaim. Trimming bounds the process to one step's peak; each step then
-    faults its pages in again, as a first step does, for every model alike."""
-    global _LIBC
-    try:
-        if _LIBC is None:
-            import ctypes
-
-            _LIBC = ctypes.CDLL("libc.so.6")
-        _LIBC.malloc_trim(0)
-    except (OSError, AttributeError):
-        _LIBC = False
-
-
 def _timed(run, device):
     _sync(device)
     start = time.perf_counter()
@@ -322,8 +306,12 @@ def _timed(run, device):
     _sync(device)
     elapsed = time.perf_counter() - start
     if device == "cpu":
+        # With three models' steps interleaved, glibc kept each step's freed buffers and the
+        # process grew to about 19 GB at batch 4 x 4 s, enough to push a shared 24 GB machine
+        # into reclaim. Trimming (outside the timer) bounds the process to one step's peak; each
+        # step then faults its pages in again, as a first step does, for every model alike.
         gc.collect()
-        _malloc_trim()
+        release_free_memory()
     return elapsed
 
 
@@ -581,6 +569,10 @@ def parse_args(argv=None):
                    help="peak memory (auto: CUDA allocator stats / CPU subprocess ru_maxrss)")
     p.add_argument("--mem-timeout", type=int, default=600, help="seconds per CPU memory subprocess")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    p.add_argument("--malloc", default="system", choices=("system", "retain"),
+                   help="CPU allocator of the timed runs: glibc's default (system), or freed memory "
+                        "kept in the heap (retain, as twostep-separate does; see bench/README.md, "
+                        "'Page faults on long inputs')")
     p.add_argument("--table", nargs="+", metavar="FILE", help="only print the tables of saved results")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -601,6 +593,9 @@ def main(argv=None):
         raise SystemExit("--device cuda: no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc = args.malloc
+    if malloc == "retain" and not retain_freed_memory():
+        raise SystemExit("--malloc retain: needs glibc's mallopt, which this C library lacks")
 
     size = dict(SIZES["tiny" if args.tiny else "quick" if args.quick else "full"])
     if args.device == "cuda" and not args.tiny:
@@ -639,6 +634,7 @@ def main(argv=None):
         print("#", json.dumps(brief), flush=True)
 
     meta = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
+            "malloc": malloc,
             "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "machine": platform.machine(), "size": "tiny" if args.tiny else "quick" if args.quick else "full",
@@ -716,7 +712,8 @@ def format_tables(records):
     lines = []
     for m in metas:
         lines.append(f"<!-- {m.get('device')} {m.get('gpu', '')} torch {m.get('torch')} "
-                     f"threads {m.get('threads')} size {m.get('size')} {m.get('time')} -->")
+                     f"threads {m.get('threads')} malloc {m.get('malloc', 'system')} size {m.get('size')} "
+                     f"{m.get('time')} -->")
     # Index: (device, task, prec, batch, seconds) -> {model: record}
     groups = {}
     for r in cases:

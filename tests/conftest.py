@@ -28,3 +28,16 @@ def _seed_and_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def allocator_calls(monkeypatch):
+    """The test process keeps glibc's default allocator: commands run in-process (``separate_main``)
+    record their call of :func:`~twostep_asteroid.cpu_allocator.retain_freed_memory` here instead
+    of pinning the worker's memory at its peak for the rest of the session. Its real effect is
+    tested in a subprocess (``tests/test_cpu_allocator.py``)."""
+    from twostep_asteroid import cpu_allocator
+
+    calls = []
+    monkeypatch.setattr(cpu_allocator, "retain_freed_memory", lambda: calls.append("retain") or True)
+    return calls

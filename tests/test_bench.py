@@ -1,6 +1,7 @@
 """Smoke test of the benchmark code path (bench/run_bench.py) at tiny sizes."""
 import json
 
+import pytest
 import torch
 
 from bench import run_bench
@@ -111,3 +112,18 @@ def test_streaming_bench_figures_at_tiny_size(tmp_path):
     result = streaming_bench.time_blocks(model, 10.0, 0.2)
     assert result["block_samples"] == 80 and result["blocks"] == 20
     assert result["rtf"] > 0 and result["cpu_rtf"] > 0 and result["max_ms"] >= result["median_ms"]
+
+
+def test_malloc_retain_is_applied_and_recorded(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_bench, "retain_freed_memory", lambda: calls.append(1) or True)
+    out = tmp_path / "retain.jsonl"
+    assert run_bench.main(["--device", "cpu", "--tiny", "--threads", "1", "--mem", "none", "--tasks", "infer",
+                           "--models", "ours", "--malloc", "retain", "--out", str(out)]) == 0
+    records = run_bench.load_records(out)
+    assert calls == [1] and records[0]["meta"]["malloc"] == "retain"
+    assert [r["model"] for r in records if "model" in r] == ["ours"]
+    monkeypatch.setattr(run_bench, "retain_freed_memory", lambda: False)
+    with pytest.raises(SystemExit, match="mallopt"):
+        run_bench.main(["--device", "cpu", "--tiny", "--mem", "none", "--tasks", "infer", "--malloc", "retain",
+                        "--out", str(out)])

@@ -66,6 +66,10 @@ def build_parser():
     parser.add_argument("--report", nargs="?", const="", default=None, metavar="DIR",
                         help="also write an HTML page with players and spectrograms of each input and its "
                              "separated sources: DIR/report.html (without DIR: in --out_dir)")
+    parser.add_argument("--system_malloc", action="store_true",
+                        help="on CPU, keep the C library's default allocator, which returns each large "
+                             "buffer to the OS at once (less resident memory, much slower on long chunks; "
+                             "default: freed memory is kept for reuse, see bench/README.md)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stream = parser.add_argument_group("real-time streaming (causal models)")
     stream.add_argument("--stream", action="store_true",
@@ -244,6 +248,7 @@ def separate_main(argv=None):
     import torch
     from tqdm import tqdm
 
+    from .cpu_allocator import retain_freed_memory
     from .data.audio_io import AudioError
     from .fileio import DiskFullError
     from .inference import load_model, output_paths, resolve_device, separate_file
@@ -256,6 +261,8 @@ def separate_main(argv=None):
         device = resolve_device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+        if device.type == "cpu" and not args.system_malloc:
+            retain_freed_memory()
         model = load_model(args.model, device)
     except (HubModelNotCachedError, UnsafeCheckpointError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         print(f"twostep-separate: error: cannot load model {args.model!r}: {err}", file=sys.stderr)
