@@ -120,7 +120,7 @@ class FastPReLU(nn.PReLU):
 
 
 #: CPU inference pads the frames of per-frame matrix products to a multiple of this (8 fp32 lanes of
-#: AVX2): with a ragged tail the GEMM runs about 30 % slower (bench/README.md, "Frame alignment").
+#: AVX2): with a ragged tail the GEMM runs slower (bench/README.md, "Frame alignment").
 FRAME_ALIGN = 8
 
 
