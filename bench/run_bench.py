@@ -593,8 +593,7 @@ def main(argv=None):
         raise SystemExit("--device cuda: no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
-    malloc = args.malloc
-    if malloc == "retain" and not retain_freed_memory():
+    if args.malloc == "retain" and not retain_freed_memory():
         raise SystemExit("--malloc retain: needs glibc's mallopt, which this C library lacks")
 
     size = dict(SIZES["tiny" if args.tiny else "quick" if args.quick else "full"])
@@ -634,7 +633,7 @@ def main(argv=None):
         print("#", json.dumps(brief), flush=True)
 
     meta = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
-            "malloc": malloc,
+            "malloc": args.malloc,
             "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "machine": platform.machine(), "size": "tiny" if args.tiny else "quick" if args.quick else "full",

@@ -20,7 +20,6 @@ References:
     ``malloc_trim(3)``.
 """
 import ctypes
-import ctypes.util
 
 # mallopt(3) parameter numbers, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -37,7 +36,7 @@ def _glibc():
     if _LIBC is None:
         _LIBC = False
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc = ctypes.CDLL("libc.so.6")  # glibc's soname; find_library would run ldconfig
             if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim"):
                 _LIBC = libc
         except OSError:
