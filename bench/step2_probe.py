@@ -3,12 +3,16 @@
 What produced the "Step 2" tables of the README: one variant per run, a frozen step-1 front end,
 1 thread, validation every ``--every`` steps on the first ``--n_val`` whole cv utterances (SI-SDRi
 with PIT). Variants change one thing against the recipe's step 2: the loss, the learning rate, the
-batch, dynamic mixing, the masker's input (``--input``) or skip connections; ``--end_to_end`` trains
-the same masker with a fresh, trainable front end instead (the paper's baseline).
+batch, dynamic mixing, the masker's input (``--input``) or skip connections. ``--end_to_end`` trains
+the same masker with a fresh, trainable front end instead (the paper's baseline); ``--train_front_end``
+trains step 1's encoder and decoder with the masker from the start (waveform loss); ``--train_decoder``
+trains step 1's decoder only (the recipe's ``step2.train_decoder``); ``--masker_input separate`` gives
+the masker its own fresh encoder of the mixture, its masks still applied to step 1's latents.
 
     python bench/step2_probe.py --front_end exp/<tag>/step1/best_model.pth --name base
     python bench/step2_probe.py --front_end ... --input feature_norm --name featnorm
     python bench/step2_probe.py --front_end ... --end_to_end --name e2e
+    python bench/step2_probe.py --front_end ... --input feature_norm --loss latent+wave --train_decoder --name dec
 
 It prints one line per validation and writes ``<out_dir>/<name>.json`` (arguments and the curve).
 Figures from one seed: differences of a few tenths of a dB are within run-to-run noise.
@@ -58,6 +62,12 @@ def parse_args(argv=None):
     p.add_argument("--input", choices=INPUTS, default="gln")
     p.add_argument("--skip_chan", type=int, default=0)
     p.add_argument("--end_to_end", action="store_true")
+    p.add_argument("--masker_input", choices=("shared", "separate"), default="shared",
+                   help="separate: the masker reads the mixture through its own fresh, trainable encoder; "
+                        "its masks still apply to the frozen step-1 latents")
+    p.add_argument("--train_decoder", action="store_true", help="the step-1 decoder is trained in step 2")
+    p.add_argument("--train_front_end", action="store_true",
+                   help="the step-1 encoder and decoder are trained with the masker from the start (waveform loss)")
     p.add_argument("--bn_chan", type=int, default=64)
     p.add_argument("--hid_chan", type=int, default=128)
     p.add_argument("--n_blocks", type=int, default=8)
@@ -77,10 +87,47 @@ def build(args):
     model = TwoStepTDCN.from_front_end(
         front_end, bn_chan=args.bn_chan, hid_chan=args.hid_chan, n_blocks=args.n_blocks,
         n_repeats=args.n_repeats, mask_head="dense", skip_chan=args.skip_chan,
-        feature_norm=args.input == "feature_norm", train_front_end=args.end_to_end)
+        feature_norm=args.input == "feature_norm", train_front_end=args.end_to_end or args.train_front_end)
     if args.input in ("pedestal", "log"):
         model.masker = ProbeInput(model.masker, args.input, model.encoder.filterbank)
+    if args.train_decoder:
+        for param in model.decoder.parameters():
+            param.requires_grad_(True)
+    if args.masker_input == "separate":
+        model = SeparateInputModel(model)
     return model
+
+
+class SeparateInputModel(nn.Module):
+    """Probe only: the masker reads the mixture through its own trainable encoder (same shape as the
+    step-1 encoder, fresh weights); its masks apply to the frozen step-1 latents, decoded by the
+    step-1 decoder, so the latent targets are unchanged."""
+
+    def __init__(self, model):
+        super().__init__()
+        from asteroid_filterbanks import Encoder
+
+        from twostep_asteroid.filterbanks import TwoStepFB
+
+        fb = model.encoder.filterbank
+        self.model = model
+        self.masker = model.masker
+        self.input_encoder = Encoder(TwoStepFB(fb.n_filters, fb.kernel_size, fb.stride, fb.sample_rate, bias=True))
+
+    @property
+    def front_end(self):
+        return self.model.front_end
+
+    def estimate_latents(self, wav):
+        tf_rep = self.model.forward_encoder(wav.unsqueeze(1))
+        masks = self.masker(self.input_encoder(wav.unsqueeze(1)))
+        return self.model.apply_masks(tf_rep, masks), tf_rep
+
+    def decode_latents(self, latents, like):
+        return self.model.decode_latents(latents, like)
+
+    def forward(self, wav):
+        return self.decode_latents(self.estimate_latents(wav)[0], wav)
 
 
 def validation_sisdri(model, dataset, n_val):
@@ -104,7 +151,7 @@ def validation_sisdri(model, dataset, n_val):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.end_to_end and args.loss != "wave":
+    if (args.end_to_end or args.train_front_end) and args.loss != "wave":
         raise SystemExit("--end_to_end trains on waveforms only: latent targets of a moving front end are not targets")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
