@@ -4,8 +4,11 @@
 Each system is trained by ``python -m twostep_asteroid.train`` subprocesses (one at a time, so
 that each has the same cores), with ``--budget_minutes`` of wall time in all:
 
-- ``twostep``: step 1 (``--step1_fraction`` of the budget at most) then step 2 on the frozen front
-  end for the rest; step 1's time is counted;
+- ``twostep``: step 1 (``--step1_fraction`` of the budget at most) then step 2 on the frozen
+  encoder for the rest (the configuration's ``step2.train_decoder``); step 1's time is counted;
+- ``twostep_frozen``: the same step 1 (run once per seed, its time counted again), then step 2 on
+  the whole front end frozen, as in the paper (``step2.train_decoder=false``; the default trains
+  the decoder beside the masker, the encoder frozen);
 - ``twostep_step3``: the same step 1 (run once per seed, its time counted again), step 2 until
   ``1 - --step3_fraction`` of the budget, then step 3 (joint fine-tuning) for the rest;
 - ``e2e``: the same separator trained end to end (``step2.train_front_end=true
@@ -51,7 +54,7 @@ from twostep_asteroid.config import load_config  # noqa: E402
 from twostep_asteroid.fileio import atomic_savefig, atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
 from twostep_asteroid.serialization import best_model_path  # noqa: E402
 
-SYSTEMS = ("twostep", "e2e", "convtasnet", "sudormrf", "twostep_step3")
+SYSTEMS = ("twostep", "twostep_frozen", "e2e", "convtasnet", "sudormrf", "twostep_step3")
 E2E = ["step2.train_front_end=true", "step2.latent_weight=0", "step2.waveform_weight=1"]
 # Sizes for the smoke test: seconds, not results.
 TINY = [
@@ -93,6 +96,9 @@ def plan(system, seed_dir, conf):
     sys_dir = seed_dir / system
     if system == "twostep":
         return [step1, {"name": "step2", "exp_dir": sys_dir / "step2", "step": "step2", "args": fe}]
+    if system == "twostep_frozen":
+        return [step1, {"name": "step2", "exp_dir": sys_dir / "step2", "step": "step2",
+                        "args": fe + ["step2.train_decoder=false"]}]
     if system == "twostep_step3":
         return [step1, {"name": "step2", "exp_dir": sys_dir / "step2", "step": "step2", "args": fe, "step3": True},
                 {"name": "step3", "exp_dir": sys_dir / "step3", "step": "step3",

@@ -53,6 +53,37 @@ def test_front_end_is_frozen_and_shared_with_the_model():
     assert {k.split(".")[0] for k in model.state_dict()} == {"encoder", "masker", "decoder"}
 
 
+def test_decoder_alone_trains_on_the_two_step_loss():
+    from twostep_asteroid.losses import TwoStepLoss
+
+    torch.manual_seed(0)
+    front_end = TwoStepFrontEnd(n_src=2, n_filters=32, kernel_size=16, stride=8)
+    model = TwoStepTDCN.from_front_end(front_end, bn_chan=16, hid_chan=24, n_blocks=2, n_repeats=1)
+    model.set_decoder_trainable(True)
+    assert model.train_decoder and not model.train_front_end
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    encoder, decoder = ({k: v.clone() for k, v in m.state_dict().items()} for m in (model.encoder, model.decoder))
+    sources = torch.randn(2, 2, 2000)
+    mix = sources.sum(1)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loss_func, losses = TwoStepLoss(1.0, 1.0), []
+    for _ in range(30):
+        est_latents, _ = model.estimate_latents(mix)
+        targets = model.front_end.ideal_latents(mix, sources)[2].detach()
+        loss = loss_func(est_latents, targets, model.decode_latents(est_latents, mix), sources)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in encoder.items())
+    assert not all(torch.equal(v, model.decoder.state_dict()[k]) for k, v in decoder.items())
+    # the trained decoder travels with the model
+    reloaded = TwoStepTDCN.from_pretrained(model.serialize()).eval()
+    torch.testing.assert_close(reloaded.decoder.state_dict(), model.decoder.state_dict())
+    torch.testing.assert_close(reloaded(mix), model.eval()(mix))
+
+
 def test_front_end_with_wrong_source_count_is_refused():
     with pytest.raises(ValueError, match="sources"):
         TwoStepTDCN(n_src=3, front_end=TwoStepFrontEnd(n_src=2, n_filters=8, kernel_size=4))

@@ -3,6 +3,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from bench import quality_per_minute as qpm
 from twostep_asteroid.config import load_config
@@ -98,6 +99,12 @@ def test_smoke_run_writes_parsable_outputs_and_resumes(corpus, tmp_path):  # noq
     assert all(f"| {s} |" in table for s in qpm.SYSTEMS)
     assert (out / "curves.png").stat().st_size > 1000
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("seed0/**/bench_timing.json")}
-    assert len(stamps) == 7  # step1 (shared), twostep/step2, e2e, 2 baselines, step3 system's step2 + step3
+    assert len(stamps) == 8  # step1 (shared), twostep/step2, twostep_frozen/step2, e2e, 2 baselines,
+    #                          the step3 system's step2 + step3
+    step1_state = torch.load(out / "seed0" / "step1" / "best_model.pth", weights_only=False)["state_dict"]
+    for system, trained in (("twostep", True), ("twostep_frozen", False)):
+        state = torch.load(out / "seed0" / system / "step2" / "best_model.pth", weights_only=False)["state_dict"]
+        same = all(torch.equal(state[k], v) for k, v in step1_state.items() if k.startswith("decoder."))
+        assert same is not trained, system
     qpm.main(argv)
     assert {p: p.stat().st_mtime_ns for p in out.glob("seed0/**/bench_timing.json")} == stamps

@@ -210,3 +210,17 @@ def test_comparison_report_in_a_browser(recipe_run, tmp_path):
 def test_comparison_report_needs_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="frontends.md or runs.md"):
         comparison_report(tmp_path)
+
+
+@pytest.mark.parametrize("step2, says", [({"train_front_end": True}, "end to end"),
+                                         ({"train_decoder": True}, "decoder trained beside the masker"),
+                                         ({}, None)])
+def test_the_run_section_says_how_the_front_end_was_trained(tmp_path, step2, says):
+    from twostep_asteroid.report import _run_section
+
+    html = _run_section(tmp_path, {"step2": step2}, {}, tmp_path, None)
+    training = re.search(r"<td>Training</td><td>([^<]*)</td>", html)
+    if says is None:
+        assert training is None
+    else:
+        assert says in training.group(1)

@@ -56,12 +56,13 @@ def test_finished_step_is_skipped(step1_dir, corpus):
     assert (step1_dir / BEST_MODEL_NAME).stat().st_mtime_ns == before
 
 
-def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp_path):
+def test_step2_trains_on_the_frozen_encoder_and_resumes(step1_dir, corpus, tmp_path):
     exp = tmp_path / "step2"
     train_step2(load_config(None, TINY), corpus, exp, step1_dir / BEST_MODEL_NAME)
     model = TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
     front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / BEST_MODEL_NAME))
     assert torch.equal(model.encoder.filterbank.filters(), front_end.encoder.filterbank.filters())
+    assert not _same_weights(model.decoder, front_end.decoder)  # step2.train_decoder: true, the default
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 4
     # More steps asked of an interrupted run (no done marker): it continues from step 4, not 0.
     (exp / DONE).unlink()
@@ -69,6 +70,19 @@ def test_step2_trains_on_the_frozen_front_end_and_resumes(step1_dir, corpus, tmp
     assert json.loads((exp / "summary.json").read_text())["global_step"] == 6
     assert min(_logged_steps(exp / "logs" / "version_1" / "metrics.csv")) >= 4
     assert max(_logged_steps(exp / "logs" / "version_0" / "metrics.csv")) <= 4
+
+
+def _same_weights(module, other):
+    theirs = other.state_dict()
+    return all(torch.equal(value, theirs[key]) for key, value in module.state_dict().items())
+
+
+def test_step2_train_decoder_off_freezes_the_whole_front_end(step1_dir, corpus, tmp_path):
+    exp = tmp_path / "step2"
+    train_step2(load_config(None, TINY + ["step2.train_decoder=false"]), corpus, exp, step1_dir / BEST_MODEL_NAME)
+    model = TwoStepTDCN.from_pretrained(str(exp / BEST_MODEL_NAME))
+    front_end = TwoStepFrontEnd.from_pretrained(str(step1_dir / BEST_MODEL_NAME))
+    assert _same_weights(model.encoder, front_end.encoder) and _same_weights(model.decoder, front_end.decoder)
 
 
 @pytest.mark.slow

@@ -104,6 +104,7 @@ DEFAULTS = {
         "latent_weight": 1.0,
         "waveform_weight": 1.0,
         "train_front_end": False,     # true: end-to-end baseline (same masker, joint training)
+        "train_decoder": True,        # the decoder trains with the masker; the encoder stays frozen
         "val_every_n_steps": 500,
         "limit_val_batches": 50,
         "grad_clip": 5.0,

@@ -128,7 +128,8 @@ def model_card(model_or_conf, results=None, dataset_name=None, license="cc-by-sa
     lines = ["---", front.rstrip(), "---", "", f"# {title}", ""]
     lines.append(description or (
         f"A `{name}` model of the two-step separation method (Tzinis et al., ICASSP 2020): a learned "
-        "front end trained first on ideal latent targets, then frozen under a TDCN separator. "
+        "front end trained first, whose encoder defines ideal latent targets, then a separator trained "
+        "on those targets with that encoder frozen. "
         "Needs the `twostep-asteroid` package (an Asteroid plugin) to load."))
     parent = conf.get("infos", {}).get("init_from")
     if parent:  # recorded by step 2's --init_from (step2.init_from)

@@ -189,10 +189,22 @@ class _TwoStepModel(_SerializableMixin, BaseEncoderMaskerDecoder):
 
     @property
     def train_front_end(self):
-        return any(p.requires_grad for p in self.front_end.parameters())
+        """Whether the encoder trains (end to end, step 3): the two-step method freezes it."""
+        return any(p.requires_grad for p in self.encoder.parameters())
+
+    @property
+    def train_decoder(self):
+        return any(p.requires_grad for p in self.decoder.parameters())
 
     def set_front_end_trainable(self, trainable):
         for param in self.front_end.parameters():
+            param.requires_grad_(trainable)
+
+    def set_decoder_trainable(self, trainable):
+        """Train the decoder alone (``step2.train_decoder``). The encoder stays frozen, so the ideal
+        latent targets, which only the encoder defines, stay fixed: the latent loss still holds,
+        and the decoder adapts to the estimated latents instead of only to the ideal ones."""
+        for param in self.decoder.parameters():
             param.requires_grad_(trainable)
 
     def forward_decoder(self, masked_tf_rep):

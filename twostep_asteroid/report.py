@@ -441,6 +441,9 @@ def _run_section(eval_dir, conf, run_dirs, data_dir, model_path):
             rows.append(["Masker parameters", f"{summary['n_params']:,}"])
     if step_conf.get("step2", {}).get("train_front_end"):
         rows.append(["Training", "end to end (front end trained with the masker; no step 1)"])
+    elif step_conf.get("step2", {}).get("train_decoder"):
+        rows.append(["Training", "two-step, with the decoder trained beside the masker in step 2 "
+                                 "(the encoder, hence the latent targets, stayed step 1's)"])
     corpus_dir = find_corpus_dir(data_dir)
     body = [table(rows) if rows else '<p class="note">No training summary found.</p>']
     body.append("<h3>Corpus and licence</h3>")

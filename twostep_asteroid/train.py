@@ -516,7 +516,8 @@ def build_separator(conf, front_end_path=None, parent=None):
 
     With ``step2.init_from`` (``parent``: its serialized dict, else loaded here), the masker's
     weights are the parent's, and the front end is step 1's (``front_end_path``) or, without one,
-    the parent's; trainable only under ``step2.train_front_end``."""
+    the parent's; trainable only under ``step2.train_front_end`` (the decoder alone under
+    ``step2.train_decoder``: the encoder, hence the latent targets, stay step 1's)."""
     data = conf["data"]
     train_front_end = conf["step2"]["train_front_end"]
     source = conf["step2"]["init_from"]
@@ -534,6 +535,8 @@ def build_separator(conf, front_end_path=None, parent=None):
         if parent is not None:
             _check_front_end_fits(front_end, parent, front_end_path, source)
     model = _separator_around(conf, front_end, train_front_end)
+    if conf["step2"]["train_decoder"]:
+        model.set_decoder_trainable(True)
     if parent is not None:
         masker_state = {k[len("masker."):]: v for k, v in parent["state_dict"].items() if k.startswith("masker.")}
         try:
