@@ -91,8 +91,7 @@ def build(args):
     if args.input in ("pedestal", "log"):
         model.masker = ProbeInput(model.masker, args.input, model.encoder.filterbank)
     if args.train_decoder:
-        for param in model.decoder.parameters():
-            param.requires_grad_(True)
+        model.set_decoder_trainable(True)
     if args.masker_input == "separate":
         model = SeparateInputModel(model)
     return model
