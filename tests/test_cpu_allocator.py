@@ -40,9 +40,12 @@ def test_retained_memory_is_reused_instead_of_faulted_in_again():
     assert retain["applied"] is True and retain["again"] is True
     # glibc's default maps each 96 MiB buffer afresh: every round faults its pages in again.
     assert min(system["faults"][1:]) > 1000
-    # Retained: the first two rounds grow the heap (an aligned request does not fit exactly in the
-    # chunk freed by the first), the next ones reuse it.
-    assert max(retain["faults"][2:]) < min(system["faults"][1:]) / 20
+    # Retained: the heap grows in the first round and once more in round 1 or 2 (an aligned request
+    # need not fit exactly in the chunk freed before; which round varies from run to run), and the
+    # other rounds reuse it. So rounds 1-4 fault in at most one buffer's pages, the last two none.
+    buffer_pages = min(system["faults"][1:])
+    assert sum(retain["faults"][1:]) < 1.5 * buffer_pages
+    assert max(retain["faults"][3:]) < buffer_pages / 20
 
 
 def test_separate_keeps_freed_memory_on_cpu_unless_told_not_to(tmp_path, allocator_calls):
