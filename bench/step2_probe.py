@@ -7,7 +7,9 @@ batch, dynamic mixing, the masker's input (``--input``) or skip connections. ``-
 the same masker with a fresh, trainable front end instead (the paper's baseline); ``--train_front_end``
 trains step 1's encoder and decoder with the masker from the start (waveform loss); ``--train_decoder``
 trains step 1's decoder only (the recipe's ``step2.train_decoder``); ``--masker_input separate`` gives
-the masker its own fresh encoder of the mixture, its masks still applied to step 1's latents.
+the masker its own fresh encoder of the mixture, its masks still applied to step 1's latents;
+``--encoder_lr 0.1`` trains step 1's encoder too, at a tenth of the learning rate, with the latent
+targets recomputed from it at every step.
 
     python bench/step2_probe.py --front_end exp/<tag>/step1/best_model.pth --name base
     python bench/step2_probe.py --front_end ... --input feature_norm --name featnorm
@@ -68,6 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--train_decoder", action="store_true", help="the step-1 decoder is trained in step 2")
     p.add_argument("--train_front_end", action="store_true",
                    help="the step-1 encoder and decoder are trained with the masker from the start (waveform loss)")
+    p.add_argument("--encoder_lr", type=float, default=0.0,
+                   help="> 0: the step-1 encoder trains too, at this multiple of --lr, and the latent "
+                        "targets follow it (computed from the current encoder at every step)")
     p.add_argument("--bn_chan", type=int, default=64)
     p.add_argument("--hid_chan", type=int, default=128)
     p.add_argument("--n_blocks", type=int, default=8)
@@ -92,6 +97,8 @@ def build(args):
         model.masker = ProbeInput(model.masker, args.input, model.encoder.filterbank)
     if args.train_decoder:
         model.set_decoder_trainable(True)
+    if args.encoder_lr > 0:
+        model.encoder.requires_grad_(True)
     if args.masker_input == "separate":
         model = SeparateInputModel(model)
     return model
@@ -164,7 +171,11 @@ def main(argv=None):
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                                          num_workers=1, drop_last=True)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=args.lr)
+    encoder_params = {id(p) for p in model.encoder.parameters()} if args.encoder_lr > 0 else set()
+    groups = [{"params": [p for p in params if id(p) not in encoder_params]}]
+    if encoder_params:
+        groups.append({"params": [p for p in params if id(p) in encoder_params], "lr": args.lr * args.encoder_lr})
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     loss_func = TwoStepLoss(1.0 if args.loss == "latent+wave" else 0.0, 1.0)
     print(f"{args.name}: {sum(p.numel() for p in model.masker.parameters())} masker parameters", flush=True)
     step, epoch, start, curve = 0, 0, time.time(), []
