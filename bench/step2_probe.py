@@ -136,6 +136,17 @@ class SeparateInputModel(nn.Module):
         return self.decode_latents(self.estimate_latents(wav)[0], wav)
 
 
+def make_optimizer(model, args):
+    """Adam on the trainable parameters; under ``--encoder_lr`` the encoder is a group of its own at
+    ``lr * encoder_lr``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    encoder = {id(p) for p in model.encoder.parameters()} if args.encoder_lr > 0 else set()
+    groups = [{"params": [p for p in params if id(p) not in encoder]}]
+    if encoder:
+        groups.append({"params": [p for p in params if id(p) in encoder], "lr": args.lr * args.encoder_lr})
+    return torch.optim.Adam(groups, lr=args.lr)
+
+
 def validation_sisdri(model, dataset, n_val):
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
@@ -171,11 +182,7 @@ def main(argv=None):
     loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                                          num_workers=1, drop_last=True)
     params = [p for p in model.parameters() if p.requires_grad]
-    encoder_params = {id(p) for p in model.encoder.parameters()} if args.encoder_lr > 0 else set()
-    groups = [{"params": [p for p in params if id(p) not in encoder_params]}]
-    if encoder_params:
-        groups.append({"params": [p for p in params if id(p) in encoder_params], "lr": args.lr * args.encoder_lr})
-    optimizer = torch.optim.Adam(groups, lr=args.lr)
+    optimizer = make_optimizer(model, args)
     loss_func = TwoStepLoss(1.0 if args.loss == "latent+wave" else 0.0, 1.0)
     print(f"{args.name}: {sum(p.numel() for p in model.masker.parameters())} masker parameters", flush=True)
     step, epoch, start, curve = 0, 0, time.time(), []

@@ -1,11 +1,13 @@
 """Smoke test of the benchmark code path (bench/run_bench.py) at tiny sizes."""
 import json
+import math
 
 import pytest
 import torch
 
 from bench import run_bench
 from bench.port_baseline import PortSeparator, PortTwoStepTDCN
+from tests.test_train import corpus  # noqa: F401  (module fixture)
 from twostep_asteroid.layers import ToeplitzMaskHead
 
 
@@ -127,3 +129,34 @@ def test_malloc_retain_is_applied_and_recorded(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="mallopt"):
         run_bench.main(["--device", "cpu", "--tiny", "--mem", "none", "--tasks", "infer", "--malloc", "retain",
                         "--out", str(out)])
+
+
+def test_step1_probe_holds_the_bias_and_step2_probe_trains_the_encoder_slowly(corpus, tmp_path, capsys):
+    """The lever-6 probes (bench/README.md, "A front end that is easier to predict"): the bias stays at
+    zero through training, the oracle report reads the saved file, and step 2 runs on it with the
+    encoder in its own, slower parameter group."""
+    from bench import step1_probe, step2_probe
+    from twostep_asteroid import TwoStepFrontEnd
+
+    out = tmp_path / "zero.pth"
+    step1_probe.main(["--data_dir", str(corpus), "--bias", "zero", "--steps", "3", "--n_val", "2",
+                      "--out", str(out)])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    front_end = TwoStepFrontEnd.from_pretrained(str(out))
+    assert torch.count_nonzero(front_end.encoder.filterbank.bias) == 0
+    assert report["bias"] == "zero" and report["active_share"] > 0 and math.isfinite(report["oracle_sisdri"])
+    step1_probe.main(["--data_dir", str(corpus), "--oracle_of", str(out), "--n_val", "2"])
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["bias"] is None and again["oracle_sisdri"] == pytest.approx(report["oracle_sisdri"])
+
+    step2_probe.main(["--front_end", str(out), "--data_dir", str(corpus), "--steps", "2", "--every", "2",
+                      "--n_val", "1", "--bn_chan", "8", "--hid_chan", "8", "--n_blocks", "1", "--n_repeats", "1",
+                      "--loss", "latent+wave", "--encoder_lr", "0.1", "--out_dir", str(tmp_path), "--name", "p"])
+    curve = json.loads((tmp_path / "p.json").read_text())["curve"]
+    assert [point["step"] for point in curve] == [2]
+    args = step2_probe.parse_args(["--front_end", str(out), "--encoder_lr", "0.1", "--lr", "1e-3"])
+    model = step2_probe.build(args)
+    masker_group, encoder_group = step2_probe.make_optimizer(model, args).param_groups
+    assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert encoder_group["lr"] == pytest.approx(1e-4) and masker_group["lr"] == pytest.approx(1e-3)
+    assert not any(id(p) in {id(q) for q in model.decoder.parameters()} for p in masker_group["params"])
