@@ -50,12 +50,16 @@ def make_voices_tree(root: Path, seed=1):
     fillets = root / "fillets" / "usr/share/games/fillets-ng/sound"
     for j, name in enumerate(names):
         level = ["barrel", "cave", "ufo"][j % 3]
-        for who, f0 in (("m", 290.0), ("v", 130.0)):
+        for lang, who, f0 in (("cs", "m", 290.0), ("cs", "v", 130.0), ("nl", "m", 200.0), ("nl", "v", 140.0),
+                              ("en", "v", 120.0)):  # en: a language without a speaker table, dropped
             stem = f"{level[:3]}-{who}-{name.replace('-', '')}" if j % 2 else f"{who}-{name.replace('-', '')}"
-            p = fillets / level / "cs" / f"{stem}.ogg"
+            p = fillets / level / lang / f"{stem}.ogg"
             p.parent.mkdir(parents=True, exist_ok=True)
             dur = [1.2, 3.2, 1.4][j % 3]  # short lines are joined (random gaps)
-            sf.write(p, fake_speech(rng, dur, sr=22050, f0=f0), 22050, format="OGG", subtype="VORBIS")
+            x = fake_speech(rng, dur, sr=22050, f0=f0)
+            if lang == "nl":  # stereo, as in fillets-ng-data-nl: averaged to mono
+                x = np.stack([x, 0.8 * x], axis=1)
+            sf.write(p, x, 22050, format="OGG", subtype="VORBIS")
     for stem in ("bar-x-kchkch", "bar-hs-ahoj"):  # a sound effect, another character: dropped
         sf.write(fillets / "barrel" / "cs" / f"{stem}.ogg", fake_speech(rng, 2.0, sr=22050), 22050,
                  format="OGG", subtype="VORBIS")
@@ -109,6 +113,12 @@ def test_read_audio_headerless_formats(tmp_path):
      ("fillets-ng-cs", "fillets-m", "barrel/cs/bar-m-barel.ogg")),
     (("usr/share/games/fillets-ng/sound/hanoi/cs/v-zkus.ogg",),
      ("fillets-ng-cs", "fillets-v", "hanoi/cs/v-zkus.ogg")),
+    (("usr/share/games/fillets-ng/sound/city/nl/vit-m-hlava.ogg",),
+     ("fillets-ng-nl", "fillets-nl-m", "city/nl/vit-m-hlava.ogg")),
+    (("usr/share/games/fillets-ng/sound/city/nl/vit-v-proc.ogg",),
+     ("fillets-ng-nl", "fillets-nl-v", "city/nl/vit-v-proc.ogg")),
+    (("usr/share/games/fillets-ng/sound/city/en/vit-v-proc.ogg",),  # no actors known for en
+     (None, "other-language", "city/en/vit-v-proc.ogg")),
     (("usr/share/games/fillets-ng/sound/barrel/cs/bar-x-gr1.ogg",),
      (None, "other-character", "barrel/cs/bar-x-gr1.ogg")),
     (("usr/share/games/fillets-ng/sound/barrel/cs/m-hs-ahoj.ogg",),  # speaker hs, not m
@@ -126,8 +136,13 @@ def test_locate_prompt(parts, expect):
 def test_new_voices_in_corpus(vbuilt):
     out, info = vbuilt
     spk = set(info["speakers"])
-    assert {"armelle", "july", "fillets-m", "fillets-v", "codec2-hts1", "codec2-hts2"} <= spk
+    assert {"armelle", "july", "fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "codec2-hts1",
+            "codec2-hts2"} <= spk
     assert info["dropped"]["other-character"]["count"] == 2
+    assert info["dropped"]["other-language"]["count"] == len(_names_per_split(3))  # the en lines
+    # the stereo Dutch lines are averaged to mono; any other stereo file is still dropped
+    assert info["dropped"]["multichannel"]["examples"] == ["it_IT_m_Carlo/stereo-prompt.wav"]
+    assert info["downmixed_voices"] == ["fillets-ng-nl"]
     assert info["dropped"]["codec2-unlisted"]["count"] == 1
     assert info["dropped"]["beep"]["count"] == 3 + 2  # the wav voices' and the GSM voices' beeps
     assert info["resampled_files"] >= 6 + 1  # the fillets Ogg files (22.05 kHz) and a 16 kHz wav
@@ -146,7 +161,7 @@ def test_new_voices_in_corpus(vbuilt):
 def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     out, info = vbuilt
     train = _speakers(out, "tr") | _speakers(out, "cv")
-    assert {"fillets-m", "fillets-v", "allison"} <= _speakers(out, "tr")
+    assert {"fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "allison"} <= _speakers(out, "tr")
     assert _speakers(out, "tt_unseen") == {"armelle", "july"}
     assert _speakers(out, "tt_codec2") and all(s.startswith("codec2-") for s in _speakers(out, "tt_codec2"))
     assert not train & (_speakers(out, "tt_unseen") | _speakers(out, "tt_codec2"))
@@ -166,6 +181,7 @@ def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     assert info["speakers_per_split"]["tt_unseen"] == ["armelle", "july"]
     lic = (out / "LICENSES.md").read_text()
     for text in ("Armelle Desjardins", "July E. Jiménez", "GPL-2.0-only", "LGPL-2.1", "Speakers per split",
+                 "Fish Fillets NG Dutch actor (big fish)", "the Dutch actors are not named",
                  "`tt_unseen`: armelle, july", "Voice actor: Armelle Desjardins", "version 2 dated June"):
         assert text in lic, text
 

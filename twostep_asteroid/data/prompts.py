@@ -1,8 +1,9 @@
 """A small wsj0-2mix-style corpus of real speech, built from voice recordings packaged by Debian.
 
 Sources (:data:`~.voices.PACKAGES`, fetched with ``apt-get download``, unpacked with ``dpkg -x``
-by :mod:`.debian`, never installed): Asterisk voice prompts (wav and raw GSM 6.10), the Czech voices
-of the game Fish Fillets NG (Ogg, 22.05 kHz) and codec2's speech samples (raw 16-bit, 8 kHz).
+by :mod:`.debian`, never installed): Asterisk voice prompts (wav and raw GSM 6.10), the Czech and
+Dutch voices of the game Fish Fillets NG (Ogg, 22.05 kHz; the Dutch ones stereo, averaged to mono)
+and codec2's speech samples (raw 16-bit, 8 kHz).
 :data:`~.voices.SPEAKERS` lists the voices with their licences.
 
 This module is the corpus's own part (:class:`PromptSource`): scanning the extracted packages
@@ -58,7 +59,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from ..config import DEFAULTS
 from ..fileio import atomic_write_bytes, atomic_write_text
-from .audio_io import write_wav
+from .audio_io import read_audio, write_wav
 from . import builder
 from .builder import (  # noqa: F401  (the generic steps, also importable from here)
     DROP_WHY as _BUILDER_DROP_WHY,
@@ -93,7 +94,7 @@ from .voices import (
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3  # 2: the Czech voices and the unseen-speaker tests; 3: the Dutch voices
 UNSEEN_SPLITS = ("tt_unseen", "tt_codec2")  # held-out speakers only; SPLITS: split by prompt name
 ALL_SPLITS = SPLITS + UNSEEN_SPLITS
 
@@ -119,6 +120,7 @@ DROP_WHY = {  # the explanations of the drop reasons in corpus.json
     "non-speech": "non-speech recordings (tt-monkeys: monkey sounds) dropped by name",
     "other-character": "Fish Fillets lines of characters other than the two fish, and sound "
                        "effects",
+    "other-language": "Fish Fillets lines in a language whose actors are not in FILLETS_SPEAKER",
     "codec2-unlisted": "codec2 files that are not speech or repeat another file (CODEC2_CLIPS)",
     "not_in_train_pool": "speakers left out of the training pool (train_speakers)",
     **_BUILDER_DROP_WHY,  # corrupt, multichannel, silent, short_remainder
@@ -191,8 +193,10 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
     Layouts, by the path's folders (``parts``: the path relative to the tree's root):
 
     * Fish Fillets NG, ``.../fillets-ng/sound/<level>/<lang>/<file>.ogg``: voice
-      ``fillets-ng-<lang>``, speaker from the file name (:data:`FILLETS_NAME`); other characters'
-      lines and sound effects give ``(None, "other-character", rel)``.
+      ``fillets-ng-<lang>``, speaker from the language and the file name (:data:`FILLETS_NAME`,
+      :data:`FILLETS_SPEAKER`); other characters' lines and sound effects give
+      ``(None, "other-character", rel)``, a language without a speaker table
+      ``(None, "other-language", rel)``.
     * codec2, ``.../codec2/{raw,wav}/<file>``: voice ``codec2``, speaker from
       :data:`CODEC2_CLIPS`; unlisted files give ``(None, "codec2-unlisted", rel)``.
     * Asterisk, ``.../sounds/<voice>/...``: the voice folder (:data:`VOICE_DIRS`).
@@ -217,7 +221,10 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
         m = FILLETS_NAME.match(Path(name).stem.lower())
         if suffix != ".ogg" or m is None:
             return None, "other-character", rel
-        return f"fillets-ng-{lang}", FILLETS_SPEAKER[m.group(1)], rel
+        speaker = FILLETS_SPEAKER.get((lang, m.group(1)))
+        if speaker is None:
+            return None, "other-language", rel
+        return f"fillets-ng-{lang}", speaker, rel
     if "sounds" in folders:
         i = len(folders) - 1 - folders[::-1].index("sounds")  # last 'sounds' folder
         if i + 1 >= len(folders):
@@ -327,6 +334,10 @@ class PromptSource(builder.CorpusSource):
         log.info("Found %d audio files, %d after dropping non-speech by name.", n_files, len(prompts))
         return assign_splits(prompts, cfg, dropped), n_files
 
+    def read(self, rec: builder.Recording):
+        """Mono files as they are; the voices of :data:`DOWNMIX_VOICES` averaged to mono."""
+        return read_audio(rec.path, allow_multichannel=rec.voice in DOWNMIX_VOICES)
+
     def speaker_info(self, speaker: str) -> dict:
         return dict(SPEAKERS.get(speaker, {"name": speaker}))
 
@@ -341,7 +352,14 @@ class PromptSource(builder.CorpusSource):
                                                         per_split)))
 
     def record_extras(self, speakers_used: Sequence[str]) -> dict:
-        return {"provenance": self.provenance or {}, "licenses": license_records(speakers_used)}
+        return {"provenance": self.provenance or {}, "licenses": license_records(speakers_used),
+                "downmixed_voices": list(DOWNMIX_VOICES)}
+
+
+# Voices whose files are stereo recordings of one voice (fillets-ng-data-nl: two correlated channels,
+# the same line in both); their files are averaged to mono. Any other multichannel file is dropped
+# and counted (``multichannel``), as before.
+DOWNMIX_VOICES = ("fillets-ng-nl",)
 
 
 def content_hash(cfg: CorpusConfig, source_id: str) -> str:

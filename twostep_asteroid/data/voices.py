@@ -24,6 +24,7 @@ PACKAGES = (
     "asterisk-prompt-fr-armelle",
     "asterisk-prompt-es-co",
     "fillets-ng-data-cs",
+    "fillets-ng-data-nl",
     "codec2-examples",
 )
 
@@ -130,20 +131,26 @@ SPEAKERS: Dict[str, dict] = {
         "GPL-2.0-only", voice_dirs=["es"], source="Asterisk voice prompts (Colombian Spanish)",
         note=GPL2_NOTE),
 }
-# Fish Fillets NG, Czech voices (fillets-ng-data-cs 1.0.1-1.1): Ogg Vorbis at 22.05 kHz in
-# games/fillets-ng/sound/<level>/cs/. The two fish are voiced by two actors: the file names say who
-# speaks, ``[<level>-]m-<word>.ogg`` for the small fish (median F0 about 290 Hz) and
-# ``[<level>-]v-<word>.ogg`` for the big fish (about 130 Hz); the other characters' lines and the
-# sound effects (``-x-``) are dropped. copyright: "Upstream Authors: Ivo Danihelka, Pavel Danihelka,
-# ALTAR interactive, ..."; GNU GPL version 2. The actors are not named in the package.
+# Fish Fillets NG, spoken dialogue (1.0.1-1.1): Ogg Vorbis at 22.05 kHz in
+# games/fillets-ng/sound/<level>/<lang>/, the Czech voices in fillets-ng-data-cs, the Dutch ones in
+# fillets-ng-data-nl. In each language the two fish are voiced by two actors, and the file names say
+# who speaks: ``[<level>-]m-<word>.ogg`` for the small fish and ``[<level>-]v-<word>.ogg`` for the
+# big fish (median F0 about 290 and 130 Hz in Czech, 200 and 140 Hz in Dutch); the other characters'
+# lines, the sound effects (``-x-``) and the other languages are dropped. copyright (the same in both
+# packages): "Upstream Authors: Ivo Danihelka, Pavel Danihelka, ALTAR interactive, ..."; GNU GPL
+# version 2. The actors are not named in the packages.
 FILLETS_COPYRIGHT = ("ALTAR interactive, Ivo Danihelka, Pavel Danihelka and the Fish Fillets NG"
-                     " authors (fillets.sourceforge.net); the Czech actors are not named")
-for _spk, _role, _gender in (("fillets-m", "small fish", "f"), ("fillets-v", "big fish", "m")):
-    SPEAKERS[_spk] = speaker_entry(
-        f"Fish Fillets NG Czech actor ({_role})", _gender, "http://fillets.sourceforge.net",
-        ["fillets-ng-data-cs"], FILLETS_COPYRIGHT, "GPL-2.0-only",
-        source="Fish Fillets NG Czech voices", note=GPL2_NOTE)
-FILLETS_SPEAKER = {"m": "fillets-m", "v": "fillets-v"}
+                     " authors (fillets.sourceforge.net); the {} actors are not named")
+FILLETS_SPEAKER = {}  # (language folder, role letter) -> speaker id
+for _lang, _language, _prefix, _genders in (("cs", "Czech", "fillets", ("f", "m")),
+                                             ("nl", "Dutch", "fillets-nl", ("?", "m"))):
+    for _role, _fish, _gender in (("m", "small fish", _genders[0]), ("v", "big fish", _genders[1])):
+        _spk = f"{_prefix}-{_role}"
+        SPEAKERS[_spk] = speaker_entry(
+            f"Fish Fillets NG {_language} actor ({_fish})", _gender, "http://fillets.sourceforge.net",
+            [f"fillets-ng-data-{_lang}"], FILLETS_COPYRIGHT.format(_language), "GPL-2.0-only",
+            source=f"Fish Fillets NG {_language} voices", note=GPL2_NOTE)
+        FILLETS_SPEAKER[(_lang, _role)] = _spk
 FILLETS_NAME = re.compile(r"^(?:[a-z0-9]+-)?([mv])-[^-]+$")
 
 # codec2's speech samples (codec2-examples 1.0.5-1, /usr/share/codec2/{raw,wav}/; copyright:
