@@ -9,12 +9,14 @@ TORCH_PAIR := torch==2.9.1 torchaudio==2.9.1
 PYTEST_ARGS ?=
 
 # The Debian packages of the embedded corpus (asterisk voice prompts, Fish Fillets NG's Czech and Dutch voices,
+# KDE's KLettres and KTuberling spoken words,
 # codec2's speech samples), downloaded, never installed. The same list as PACKAGES in
 # twostep_asteroid/data/voices.py.
 DEB_CACHE ?= $(HOME)/.cache/twostep-asteroid/debs
 PROMPT_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
-	asterisk-prompt-fr-armelle asterisk-prompt-es-co fillets-ng-data-cs fillets-ng-data-nl codec2-examples
+	asterisk-prompt-fr-armelle asterisk-prompt-es-co fillets-ng-data-cs fillets-ng-data-nl codec2-examples \
+	klettres-data ktuberling-data
 
 .PHONY: env test test-all clean-env debs browser sox
 

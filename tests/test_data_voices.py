@@ -1,6 +1,6 @@
 """The corpus builder's added voices and unseen-speaker tests, on a fake tree of each package's
-format (raw GSM 6.10 Asterisk voices, Fish Fillets Ogg at 22.05 kHz, codec2 raw 16-bit), beside the
-fake wav voices of test_data_prompts. No .debs needed."""
+format (raw GSM 6.10 Asterisk voices, Fish Fillets Ogg at 22.05 kHz, KLettres/KTuberling Ogg, wav and
+Opus, codec2 raw 16-bit), beside the fake wav voices of test_data_prompts. No .debs needed."""
 import csv
 import json
 import os
@@ -63,6 +63,23 @@ def make_voices_tree(root: Path, seed=1):
     for stem in ("bar-x-kchkch", "bar-hs-ahoj"):  # a sound effect, another character: dropped
         sf.write(fillets / "barrel" / "cs" / f"{stem}.ogg", fake_speech(rng, 2.0, sr=22050), 22050,
                  format="OGG", subtype="VORBIS")
+    kde = root / "kde" / "usr/share"
+    for j, name in enumerate(names):  # KLettres: stereo letters (averaged to mono), mono syllables
+        x = fake_speech(rng, [0.9, 1.1, 0.8][j % 3], sr=44100, f0=170.0)
+        for rel, y in ((f"klettres/en/alpha/{name}.ogg", np.stack([x, 0.9 * x], axis=1)),
+                       (f"klettres/de/syllab/{name}.ogg", x)):
+            (kde / rel).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(kde / rel, y, 44100, format="OGG", subtype="VORBIS")
+        # KTuberling: wav and Opus words; sr@latin copies sr and tux-<name> copies <name> (dropped)
+        w, v = (fake_speech(rng, 1.0, f0=f0) for f0 in (110.0, 240.0))
+        for rel, y in ((f"fr/{name}.wav", w), (f"fr/tux-{name}.wav", w), (f"sr/{name}.wav", v),
+                       (f"sr@latin/{name}.wav", v)):
+            (kde / "ktuberling/sounds" / rel).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(kde / "ktuberling/sounds" / rel, y, SR, subtype="PCM_16")
+        (kde / "ktuberling/sounds/nn").mkdir(parents=True, exist_ok=True)
+        sf.write(kde / "ktuberling/sounds/nn" / f"{name}.opus", fake_speech(rng, 1.0, sr=48000, f0=200.0),
+                 48000, format="OGG", subtype="OPUS")
+    (kde / "ktuberling/sounds/fr.soundtheme").write_text("<theme/>")  # not audio
     codec2 = root / "codec2" / "usr/share/codec2"
     (codec2 / "raw").mkdir(parents=True)
     (codec2 / "wav").mkdir()
@@ -123,6 +140,11 @@ def test_read_audio_headerless_formats(tmp_path):
      (None, "other-character", "barrel/cs/bar-x-gr1.ogg")),
     (("usr/share/games/fillets-ng/sound/barrel/cs/m-hs-ahoj.ogg",),  # speaker hs, not m
      (None, "other-character", "barrel/cs/m-hs-ahoj.ogg")),
+    (("usr/share/klettres/en_GB/alpha/a.ogg",), ("klettres-en-gb", "klettres-en-gb", "alpha/a.ogg")),
+    (("usr/share/klettres/pics/a.png",), None),
+    (("usr/share/ktuberling/sounds/sr@latin/brkovi.ogg",),
+     ("ktuberling-sr-latin", "ktuberling-sr-latin", "brkovi.ogg")),
+    (("usr/share/ktuberling/sounds/nn/ball.opus",), ("ktuberling-nn", "ktuberling-nn", "ball.opus")),
     (("usr/share/codec2/raw/hts1.raw",), ("codec2", "codec2-hts1", "raw/hts1.raw")),
     (("usr/share/codec2/raw/hts1a.raw",), (None, "codec2-unlisted", "raw/hts1a.raw")),
     (("usr/share/codec2/octave/foo.m",), None),
@@ -142,11 +164,17 @@ def test_new_voices_in_corpus(vbuilt):
     assert info["dropped"]["other-language"]["count"] == len(_names_per_split(3))  # the en lines
     # the stereo Dutch lines are averaged to mono; any other stereo file is still dropped
     assert info["dropped"]["multichannel"]["examples"] == ["it_IT_m_Carlo/stereo-prompt.wav"]
-    assert info["downmixed_voices"] == ["fillets-ng-nl"]
+    assert info["downmixed_voices"] == ["fillets-ng-nl", "klettres-*", "ktuberling-*"]
+    kde = {"klettres-en", "klettres-de", "ktuberling-fr", "ktuberling-sr", "ktuberling-nn"}
+    assert kde <= spk and not {s for s in spk if s.startswith("ktuberling-sr-")}
+    names = _names_per_split(3)
+    # every copy is dropped (the first file in path order is kept): tux-<name> and sr@latin
+    copies = [f"ktuberling-fr/tux-{n}.wav" for n in names] + [f"ktuberling-sr-latin/{n}.wav" for n in names]
+    assert info["dropped"]["duplicate"]["count"] == len(copies)
+    assert info["dropped"]["duplicate"]["examples"] == sorted(copies)[:8]
     assert info["dropped"]["codec2-unlisted"]["count"] == 1
     assert info["dropped"]["beep"]["count"] == 3 + 2  # the wav voices' and the GSM voices' beeps
     assert info["resampled_files"] >= 6 + 1  # the fillets Ogg files (22.05 kHz) and a 16 kHz wav
-    names = _names_per_split(3)
     gsm_used = [u for s in ("tt_unseen",) for u in
                 json.loads((out / "json" / s / "utterances.json").read_text()) if u["speaker"] == "armelle"]
     assert {src.split("/", 1)[0] for u in gsm_used for src in u["sources"]} == {"fr"}
@@ -161,7 +189,8 @@ def test_new_voices_in_corpus(vbuilt):
 def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     out, info = vbuilt
     train = _speakers(out, "tr") | _speakers(out, "cv")
-    assert {"fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "allison"} <= _speakers(out, "tr")
+    assert {"fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "allison", "klettres-en",
+            "ktuberling-nn"} <= _speakers(out, "tr")
     assert _speakers(out, "tt_unseen") == {"armelle", "july"}
     assert _speakers(out, "tt_codec2") and all(s.startswith("codec2-") for s in _speakers(out, "tt_codec2"))
     assert not train & (_speakers(out, "tt_unseen") | _speakers(out, "tt_codec2"))
@@ -182,6 +211,7 @@ def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     lic = (out / "LICENSES.md").read_text()
     for text in ("Armelle Desjardins", "July E. Jiménez", "GPL-2.0-only", "LGPL-2.1", "Speakers per split",
                  "Fish Fillets NG Dutch actor (big fish)", "the Dutch actors are not named",
+                 "KTuberling voice, language folder 'nn'", "GPL-2.0-or-later", "Anne-Marie Mahfouf",
                  "`tt_unseen`: armelle, july", "Voice actor: Armelle Desjardins", "version 2 dated June"):
         assert text in lic, text
 

@@ -2,8 +2,9 @@
 
 Sources (:data:`~.voices.PACKAGES`, fetched with ``apt-get download``, unpacked with ``dpkg -x``
 by :mod:`.debian`, never installed): Asterisk voice prompts (wav and raw GSM 6.10), the Czech and
-Dutch voices of the game Fish Fillets NG (Ogg, 22.05 kHz; the Dutch ones stereo, averaged to mono)
-and codec2's speech samples (raw 16-bit, 8 kHz).
+Dutch voices of the game Fish Fillets NG (Ogg, 22.05 kHz; the Dutch ones stereo, averaged to mono),
+the spoken words of KDE's KLettres and KTuberling (one voice per language folder; Ogg, wav, Opus;
+stereo files averaged to mono, repeated files dropped) and codec2's speech samples (raw 16-bit, 8 kHz).
 :data:`~.voices.SPEAKERS` lists the voices with their licences.
 
 This module is the corpus's own part (:class:`PromptSource`): scanning the extracted packages
@@ -84,17 +85,20 @@ from .voices import (
     DEFAULT_UNSEEN,
     FILLETS_NAME,
     FILLETS_SPEAKER,
+    KDE_VOICES,
     PACKAGES,
     SPEAKERS,
     VOICE_DIRS,
     find_copyright_files,
+    kde_speaker,
     license_records,
     licenses_md,
 )
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 3  # 2: the Czech voices and the unseen-speaker tests; 3: the Dutch voices
+CORPUS_VERSION = 4  # 2: the Czech voices and the unseen-speaker tests; 3: the Dutch voices;
+# 4: the KDE voices (KLettres, KTuberling)
 UNSEEN_SPLITS = ("tt_unseen", "tt_codec2")  # held-out speakers only; SPLITS: split by prompt name
 ALL_SPLITS = SPLITS + UNSEEN_SPLITS
 
@@ -122,6 +126,8 @@ DROP_WHY = {  # the explanations of the drop reasons in corpus.json
                        "effects",
     "other-language": "Fish Fillets lines in a language whose actors are not in FILLETS_SPEAKER",
     "codec2-unlisted": "codec2 files that are not speech or repeat another file (CODEC2_CLIPS)",
+    "duplicate": "KDE voice files whose bytes repeat an earlier file (KTuberling's copies of the sr "
+                 "folder, stamps that share a recording)",
     "not_in_train_pool": "speakers left out of the training pool (train_speakers)",
     **_BUILDER_DROP_WHY,  # corrupt, multichannel, silent, short_remainder
 }
@@ -183,7 +189,8 @@ def _speaker_of(voice: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", voice.lower()) or "unknown"
 
 
-AUDIO_SUFFIXES = (".wav", ".gsm", ".ogg")  # anywhere; ``.raw`` only in the codec2 layout
+AUDIO_SUFFIXES = (".wav", ".gsm", ".ogg", ".opus")  # anywhere; ``.raw`` only in the codec2 layout
+KDE_APPS = {app.lower(): pkg for pkg, (app, _) in KDE_VOICES.items()}  # folder name -> package
 
 
 def locate_prompt(parts: Sequence[str], root_name: str = ""):
@@ -199,6 +206,9 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
       ``(None, "other-language", rel)``.
     * codec2, ``.../codec2/{raw,wav}/<file>``: voice ``codec2``, speaker from
       :data:`CODEC2_CLIPS`; unlisted files give ``(None, "codec2-unlisted", rel)``.
+    * KLettres, ``.../klettres/<lang>/{alpha,syllab}/<file>``, and KTuberling,
+      ``.../ktuberling/sounds/<lang>/<file>``: voice and speaker ``klettres-<lang>`` or
+      ``ktuberling-<lang>`` (:func:`~.voices.kde_speaker`).
     * Asterisk, ``.../sounds/<voice>/...``: the voice folder (:data:`VOICE_DIRS`).
     * anything else: the first folder under the root is the voice (the root's name for a file
       directly under the root or directly under ``sounds/``).
@@ -225,6 +235,9 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
         if speaker is None:
             return None, "other-language", rel
         return f"fillets-ng-{lang}", speaker, rel
+    kde = kde_layout(folders, name)
+    if kde is not None:
+        return kde
     if "sounds" in folders:
         i = len(folders) - 1 - folders[::-1].index("sounds")  # last 'sounds' folder
         if i + 1 >= len(folders):
@@ -238,17 +251,40 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
     return voice, _speaker_of(voice), "/".join(rel_parts)
 
 
+def kde_layout(folders: Sequence[str], name: str):
+    """``(voice, speaker, rel)`` of a KLettres or KTuberling spoken word (:func:`locate_prompt`),
+    else ``None``."""
+    for app, pkg in KDE_APPS.items():
+        if app not in folders:
+            continue
+        i = folders.index(app)
+        sub = folders[i + 1:]
+        if app == "klettres" and len(sub) == 2 and sub[1] in ("alpha", "syllab"):
+            spk = kde_speaker(pkg, sub[0])
+            return spk, spk, f"{sub[1]}/{name}"
+        if app == "ktuberling" and len(sub) == 2 and sub[0] == "sounds":
+            spk = kde_speaker(pkg, sub[1])
+            return spk, spk, name
+    return None
+
+
+def is_kde_voice(voice: str) -> bool:
+    """A voice of KLettres or KTuberling (:func:`kde_layout`)."""
+    return any(voice.startswith(app + "-") for app in KDE_APPS)
+
+
 def scan_prompt_tree(roots: Iterable, fractions=(0.8, 0.1, 0.1), dropped: Optional[dict] = None):
     """Find prompt files under ``roots`` (extracted packages or any tree), as
     :func:`locate_prompt` places them; symbolic links are not followed.
 
     Non-speech files are dropped by name and recorded in ``dropped`` (reason -> list of source
-    ids). Every prompt gets its tr/cv/tt split from its file name (:func:`assign_split`); held-out
+    ids); so are KDE voice files whose bytes repeat an earlier file (``duplicate``). Every prompt gets its tr/cv/tt split from its file name (:func:`assign_split`); held-out
     speakers are moved by :func:`assign_splits`.
     """
     dropped = dropped if dropped is not None else defaultdict(list)
     prompts: List[Prompt] = []
     unknown = set()
+    seen_kde = set()  # content hashes of the KDE voices' files: their copies are dropped
     for root in roots:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
@@ -260,12 +296,16 @@ def scan_prompt_tree(roots: Iterable, fractions=(0.8, 0.1, 0.1), dropped: Option
             if voice is None:
                 dropped[speaker].append(rel)
                 continue
-            if speaker not in SPEAKERS and voice not in ("codec2",):
-                unknown.add(voice)
             reason = drop_reason(rel)
+            if reason is None and is_kde_voice(voice):
+                digest = file_sha256(p)
+                reason = "duplicate" if digest in seen_kde else None
+                seen_kde.add(digest)
             if reason:
                 dropped[reason].append(f"{voice}/{rel}")
                 continue
+            if speaker not in SPEAKERS and voice not in ("codec2",):
+                unknown.add(voice)
             prompts.append(Prompt(voice, speaker, rel, p, assign_split(split_key(rel), fractions)))
     for v in sorted(unknown):
         log.warning("Voice folder %r is not in the speaker table: speaker id %r.", v,
@@ -335,8 +375,10 @@ class PromptSource(builder.CorpusSource):
         return assign_splits(prompts, cfg, dropped), n_files
 
     def read(self, rec: builder.Recording):
-        """Mono files as they are; the voices of :data:`DOWNMIX_VOICES` averaged to mono."""
-        return read_audio(rec.path, allow_multichannel=rec.voice in DOWNMIX_VOICES)
+        """Mono files as they are; the voices of :data:`DOWNMIX_VOICES` and the KDE voices
+        averaged to mono."""
+        return read_audio(rec.path, allow_multichannel=rec.voice in DOWNMIX_VOICES
+                          or is_kde_voice(rec.voice))
 
     def speaker_info(self, speaker: str) -> dict:
         return dict(SPEAKERS.get(speaker, {"name": speaker}))
@@ -353,12 +395,12 @@ class PromptSource(builder.CorpusSource):
 
     def record_extras(self, speakers_used: Sequence[str]) -> dict:
         return {"provenance": self.provenance or {}, "licenses": license_records(speakers_used),
-                "downmixed_voices": list(DOWNMIX_VOICES)}
+                "downmixed_voices": list(DOWNMIX_VOICES) + [app + "-*" for app in KDE_APPS]}
 
 
 # Voices whose files are stereo recordings of one voice (fillets-ng-data-nl: two correlated channels,
-# the same line in both); their files are averaged to mono. Any other multichannel file is dropped
-# and counted (``multichannel``), as before.
+# the same line in both); their files are averaged to mono, as are the KDE voices' stereo files
+# (:func:`is_kde_voice`). Any other multichannel file is dropped and counted (``multichannel``).
 DOWNMIX_VOICES = ("fillets-ng-nl",)
 
 

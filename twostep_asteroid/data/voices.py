@@ -26,6 +26,8 @@ PACKAGES = (
     "fillets-ng-data-cs",
     "fillets-ng-data-nl",
     "codec2-examples",
+    "klettres-data",
+    "ktuberling-data",
 )
 
 LICENSE_URLS = {
@@ -34,6 +36,7 @@ LICENSE_URLS = {
     "CC-BY-SA-3.0-IT": "https://creativecommons.org/licenses/by-sa/3.0/it/",
     "BSD-style (asterisk-prompt-fr-armelle)": "https://packages.debian.org/asterisk-prompt-fr-armelle",
     "GPL-2.0-only": "https://www.gnu.org/licenses/old-licenses/gpl-2.0.html",
+    "GPL-2.0-or-later": "https://www.gnu.org/licenses/old-licenses/gpl-2.0.html",
     "LGPL-2.1-or-later": "https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html",
 }
 GPL2_NOTE = ("GPL-2: a file containing this voice (a mixture included) is distributed under the"
@@ -174,6 +177,46 @@ for _talker in sorted(set(CODEC2_CLIPS.values())):
         f"codec2 sample talker '{_talker}' (from the file name)", "?",
         "https://github.com/drowe67/codec2", ["codec2-examples"], "2007-2019 David Rowe",
         "LGPL-2.1-or-later", source="codec2 speech samples", test_only="tt_codec2")
+
+# KDE Education's spoken words (22.12.3): KLettres (klettres-data, letters and syllables read by a
+# native speaker, /usr/share/klettres/<lang>/{alpha,syllab}/*.ogg) and KTuberling (ktuberling-data,
+# the names of the stamps, /usr/share/ktuberling/sounds/<lang>/*.{ogg,wav,opus}). The packages name
+# no speaker: each language folder of each package is taken as one voice, so the same person may be
+# two voices (one per package). Their copyright files: KLettres "Files: *" Copyright 2001-2011
+# Anne-Marie Mahfouf, Eric Bischoff, Mark Kretschmann, Michael Goettsche, Pino Toscano, GPL-2+;
+# KTuberling "Files: *" Copyright 2007-2017 Albert Astals Cid, 2000 KDE Team, 2000-2002 Meni Livne,
+# 2010 Rosetta Contributors and Canonical Ltd, 1999-2006 Eric Bischoff, GPL-2+. Many files are
+# stereo copies of one voice and are averaged to mono; a file whose bytes repeat an earlier one
+# (KTuberling's sr@latin, sr@ijekavian and sr@ijekavianlatin folders copy sr, and a few stamps share
+# a recording) is dropped as ``duplicate``.
+KDE_VOICES = {  # package -> (collection, language folders of the packaged version)
+    "klettres-data": ("KLettres", ("ar", "cs", "da", "de", "en", "en_GB", "es", "fr", "he", "hu",
+                                    "it", "lt", "ml", "nb", "nds", "nl", "pt_BR", "ru", "tn", "uk")),
+    "ktuberling-data": ("KTuberling", ("ca", "da", "de", "el", "en", "es", "fi", "fr", "ga", "gl",
+                                        "it", "lt", "nds", "nl", "nn", "pt", "ro", "ru", "sl", "sr",
+                                        "sv", "uk", "wa")),
+}
+KDE_COPYRIGHT = {
+    "klettres-data": "2001-2011 Anne-Marie Mahfouf, 2001 Eric Bischoff, 2005 Mark Kretschmann, 2005"
+                     " Michael Goettsche, 2007 Pino Toscano (KLettres); the speakers are not named",
+    "ktuberling-data": "2007-2017 Albert Astals Cid, 2000 KDE Team, 2000-2002 Meni Livne, 2010 Rosetta"
+                       " Contributors and Canonical Ltd, 1999-2006 Eric Bischoff (KTuberling); the"
+                       " speakers are not named",
+}
+
+
+def kde_speaker(package: str, lang: str) -> str:
+    """The speaker id of a KDE language folder: ``klettres-<lang>`` or ``ktuberling-<lang>``."""
+    return "{}-{}".format(KDE_VOICES[package][0].lower(), re.sub(r"[^a-z0-9]+", "-", lang.lower()))
+
+
+for _pkg, (_app, _langs) in KDE_VOICES.items():
+    for _lang in _langs:
+        SPEAKERS[kde_speaker(_pkg, _lang)] = speaker_entry(
+            f"{_app} voice, language folder '{_lang}' (not named)", "?", "https://edu.kde.org",
+            [_pkg], KDE_COPYRIGHT[_pkg], "GPL-2.0-or-later", source=f"{_app} spoken words (KDE Education)",
+            note="GPL-2+: a file containing this voice (a mixture included) is distributed under the"
+                 " GPL-2 (or later) terms, with its copyright notice.")
 VOICE_DIRS = {d: spk for spk, info in SPEAKERS.items() for d in info["voice_dirs"]}
 DEFAULT_UNSEEN = ("armelle", "july")  # held out for tt_unseen: the two GSM voices
 
@@ -209,8 +252,9 @@ def find_copyright_files(roots: Iterable) -> Dict[str, Path]:
 LICENSES_INTRO = [  # the head of LICENSES.md
     "# Licenses of the embedded speech corpus",
     "",
-    "This corpus is an adaptation of voice recordings (Asterisk voice prompts, the Czech",
-    "voices of Fish Fillets NG, codec2's speech samples) from the Debian packages listed below.",
+    "This corpus is an adaptation of voice recordings (Asterisk voice prompts, the Czech and",
+    "Dutch voices of Fish Fillets NG, the spoken words of KDE's KLettres and KTuberling,",
+    "codec2's speech samples) from the Debian packages listed below.",
     "Changes made: leading/trailing silence trimmed, internal pauses longer than the",
     "configured maximum shortened, long prompts cut into pieces, short prompts of one",
     "speaker concatenated with short silences, sample rate converted where needed, and",
@@ -219,8 +263,8 @@ LICENSES_INTRO = [  # the head of LICENSES.md
     "",
     "Every file keeps the license of the recordings it contains. A mixture that contains a",
     "CC BY-SA source is an adaptation that must be shared under the same license (ShareAlike);",
-    "one that contains a GPL-2 source (July E. Jiménez, the Fish Fillets actors) is distributed",
-    "under the GPL-2 terms.",
+    "one that contains a GPL-2 source (July E. Jiménez, the Fish Fillets actors, the KDE",
+    "voices) is distributed under the GPL-2 terms.",
     "",
     "## Voices",
     "",
