@@ -190,7 +190,7 @@ def _speaker_of(voice: str) -> str:
 
 
 AUDIO_SUFFIXES = (".wav", ".gsm", ".ogg", ".opus")  # anywhere; ``.raw`` only in the codec2 layout
-KDE_APPS = {app.lower(): pkg for pkg, (app, _) in KDE_VOICES.items()}  # folder name -> package
+KDE_APPS = tuple(app.lower() for app, _ in KDE_VOICES.values())  # their folders, speaker prefixes
 
 
 def locate_prompt(parts: Sequence[str], root_name: str = ""):
@@ -254,16 +254,15 @@ def locate_prompt(parts: Sequence[str], root_name: str = ""):
 def kde_layout(folders: Sequence[str], name: str):
     """``(voice, speaker, rel)`` of a KLettres or KTuberling spoken word (:func:`locate_prompt`),
     else ``None``."""
-    for app, pkg in KDE_APPS.items():
-        if app not in folders:
-            continue
-        i = folders.index(app)
-        sub = folders[i + 1:]
-        if app == "klettres" and len(sub) == 2 and sub[1] in ("alpha", "syllab"):
-            spk = kde_speaker(pkg, sub[0])
+    if "klettres" in folders:  # .../klettres/<lang>/{alpha,syllab}/<file>
+        sub = folders[folders.index("klettres") + 1:]
+        if len(sub) == 2 and sub[1] in ("alpha", "syllab"):
+            spk = kde_speaker("klettres-data", sub[0])
             return spk, spk, f"{sub[1]}/{name}"
-        if app == "ktuberling" and len(sub) == 2 and sub[0] == "sounds":
-            spk = kde_speaker(pkg, sub[1])
+    if "ktuberling" in folders:  # .../ktuberling/sounds/<lang>/<file>
+        sub = folders[folders.index("ktuberling") + 1:]
+        if len(sub) == 2 and sub[0] == "sounds":
+            spk = kde_speaker("ktuberling-data", sub[1])
             return spk, spk, name
     return None
 
@@ -278,8 +277,9 @@ def scan_prompt_tree(roots: Iterable, fractions=(0.8, 0.1, 0.1), dropped: Option
     :func:`locate_prompt` places them; symbolic links are not followed.
 
     Non-speech files are dropped by name and recorded in ``dropped`` (reason -> list of source
-    ids); so are KDE voice files whose bytes repeat an earlier file (``duplicate``). Every prompt gets its tr/cv/tt split from its file name (:func:`assign_split`); held-out
-    speakers are moved by :func:`assign_splits`.
+    ids); so are KDE voice files whose bytes repeat an earlier file (``duplicate``). Every prompt
+    gets its tr/cv/tt split from its file name (:func:`assign_split`); held-out speakers are moved
+    by :func:`assign_splits`.
     """
     dropped = dropped if dropped is not None else defaultdict(list)
     prompts: List[Prompt] = []
