@@ -165,9 +165,10 @@ def test_new_voices_in_corpus(vbuilt):
     # the stereo Dutch lines are averaged to mono; any other stereo file is still dropped
     assert info["dropped"]["multichannel"]["examples"] == ["it_IT_m_Carlo/stereo-prompt.wav"]
     assert info["downmixed_voices"] == ["fillets-ng-nl", "klettres-*", "ktuberling-*"]
-    kde = {"klettres-en", "klettres-de", "ktuberling-fr", "ktuberling-sr", "ktuberling-nn"}
-    assert kde <= spk and not {s for s in spk if s.startswith("ktuberling-sr-")}
     names = _names_per_split(3)
+    # the KDE voices are opt-in: left out of the default pool, their files counted
+    assert not {s for s in spk if s.startswith(("klettres-", "ktuberling-"))}
+    assert info["dropped"]["not_in_train_pool"]["count"] == 5 * len(names)
     # every copy is dropped (the first file in path order is kept): tux-<name> and sr@latin
     copies = [f"ktuberling-fr/tux-{n}.wav" for n in names] + [f"ktuberling-sr-latin/{n}.wav" for n in names]
     assert info["dropped"]["duplicate"]["count"] == len(copies)
@@ -189,8 +190,7 @@ def test_new_voices_in_corpus(vbuilt):
 def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     out, info = vbuilt
     train = _speakers(out, "tr") | _speakers(out, "cv")
-    assert {"fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "allison", "klettres-en",
-            "ktuberling-nn"} <= _speakers(out, "tr")
+    assert {"fillets-m", "fillets-v", "fillets-nl-m", "fillets-nl-v", "allison"} <= _speakers(out, "tr")
     assert _speakers(out, "tt_unseen") == {"armelle", "july"}
     assert _speakers(out, "tt_codec2") and all(s.startswith("codec2-") for s in _speakers(out, "tt_codec2"))
     assert not train & (_speakers(out, "tt_unseen") | _speakers(out, "tt_codec2"))
@@ -211,7 +211,6 @@ def test_unseen_speakers_are_in_no_training_mixture(vbuilt):
     lic = (out / "LICENSES.md").read_text()
     for text in ("Armelle Desjardins", "July E. Jiménez", "GPL-2.0-only", "LGPL-2.1", "Speakers per split",
                  "Fish Fillets NG Dutch actor (big fish)", "the Dutch actors are not named",
-                 "KTuberling voice, language folder 'nn'", "GPL-2.0-or-later", "Anne-Marie Mahfouf",
                  "`tt_unseen`: armelle, july", "Voice actor: Armelle Desjardins", "version 2 dated June"):
         assert text in lic, text
 
@@ -235,6 +234,26 @@ def test_train_pool_switch_keeps_unseen_tests_identical(vtree, vbuilt, tmp_path)
                      progress=False)
     with pytest.raises(ValueError, match="both"):
         CorpusConfig(train_speakers=("armelle", "june"))
+
+
+KDE = ("klettres-en", "klettres-de", "ktuberling-fr", "ktuberling-sr", "ktuberling-nn")
+
+
+def test_kde_voices_join_the_pool_when_named(vtree, vbuilt, tmp_path):
+    out, info = vbuilt
+    pool = tuple(info["speakers_per_split"]["tr"]) + KDE
+    c = build_corpus([vtree], tmp_path / "kde", CorpusConfig(**SMALL, train_speakers=pool), progress=False)
+    assert set(KDE) <= _speakers(tmp_path / "kde", "tr") and "not_in_train_pool" not in c["dropped"]
+    assert not {s for s in c["speakers"] if s.startswith("ktuberling-sr-")}  # sr@latin: copies only
+    for split in ("tr", "cv", "tt"):  # the stereo KLettres letters come out mono, at 8 kHz
+        for u in json.loads((tmp_path / "kde" / "json" / split / "utterances.json").read_text()):
+            i = sf.info(u["path"])
+            assert (i.samplerate, i.channels, i.frames) == (SR, 1, u["n_samples"])
+    lic = (tmp_path / "kde" / "LICENSES.md").read_text()
+    for text in ("KTuberling voice, language folder 'nn'", "GPL-2.0-or-later", "Anne-Marie Mahfouf"):
+        assert text in lic, text
+    for under in ("wav8k/min/tt_unseen", "wav8k/min/tt_codec2"):
+        assert _files(out, under) == _files(tmp_path / "kde", under), under
 
 
 def test_voices_build_deterministic_and_marker_tracks_new_options(vtree, vbuilt, tmp_path, monkeypatch):

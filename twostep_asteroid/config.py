@@ -26,7 +26,7 @@ DEFAULTS = {
                                     # with an error instead of a silent hang (0: wait forever)
         "n_tr": 4000, "n_cv": 300, "n_tt": 200,  # mixtures per split for the embedded corpus
         "corpus_seed": 0,
-        "train_speakers": None,   # speakers of the embedded corpus's tr/cv/tt (null: all not held out)
+        "train_speakers": None,   # the embedded corpus's tr/cv/tt speakers (null: all not held out or opt-in)
         "speed_perturb": 0.0,     # dynamic mixing: probability that a source is speed-perturbed
         "speed_range": [0.95, 1.05],  # ... at a speed drawn uniformly from this range
         "max_snr_db": 5.0,        # dynamic mixing: relative level of the sources, U(0, max_snr_db) dB

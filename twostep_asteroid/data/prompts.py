@@ -98,7 +98,7 @@ from .voices import (
 log = logging.getLogger(__name__)
 
 CORPUS_VERSION = 4  # 2: the Czech voices and the unseen-speaker tests; 3: the Dutch voices;
-# 4: the KDE voices (KLettres, KTuberling)
+# 4: the KDE voices (KLettres, KTuberling), opt-in (the default pool is version 3's)
 UNSEEN_SPLITS = ("tt_unseen", "tt_codec2")  # held-out speakers only; SPLITS: split by prompt name
 ALL_SPLITS = SPLITS + UNSEEN_SPLITS
 
@@ -128,7 +128,8 @@ DROP_WHY = {  # the explanations of the drop reasons in corpus.json
     "codec2-unlisted": "codec2 files that are not speech or repeat another file (CODEC2_CLIPS)",
     "duplicate": "KDE voice files whose bytes repeat an earlier file (KTuberling's copies of the sr "
                  "folder, stamps that share a recording)",
-    "not_in_train_pool": "speakers left out of the training pool (train_speakers)",
+    "not_in_train_pool": "speakers left out of the training pool (not in train_speakers; when it "
+                         "is null, the opt-in KDE voices)",
     **_BUILDER_DROP_WHY,  # corrupt, multichannel, silent, short_remainder
 }
 
@@ -316,8 +317,8 @@ def scan_prompt_tree(roots: Iterable, fractions=(0.8, 0.1, 0.1), dropped: Option
 
 def assign_splits(prompts: Sequence[Prompt], cfg: "CorpusConfig", dropped: dict) -> List[Prompt]:
     """Held-out speakers to the unseen-speaker splits, the others to tr/cv/tt (their hash split)
-    when they are in ``cfg.train_speakers`` (all when None); prompts of other speakers are dropped
-    (reason ``not_in_train_pool``). Raises :class:`CorpusError` for a speaker asked for that is not
+    when they are in ``cfg.train_speakers`` (when None: all but the opt-in voices, the KDE ones);
+    prompts of other speakers are dropped (reason ``not_in_train_pool``). Raises :class:`CorpusError` for a speaker asked for that is not
     in the tree, or a test-only speaker asked for training."""
     found = {p.speaker for p in prompts}
     missing = sorted(set(cfg.train_speakers or ()) - found)
@@ -339,7 +340,8 @@ def assign_splits(prompts: Sequence[Prompt], cfg: "CorpusConfig", dropped: dict)
             p.split = "tt_unseen"
         elif info.get("test_only"):
             p.split = info["test_only"]
-        elif cfg.train_speakers is not None and p.speaker not in cfg.train_speakers:
+        elif (p.speaker not in cfg.train_speakers if cfg.train_speakers is not None
+              else info.get("opt_in", False)):
             dropped["not_in_train_pool"].append(p.source_id)
             continue
         kept.append(p)
