@@ -317,3 +317,16 @@ def test_makefile_fetches_every_package():
     text = (Path(__file__).resolve().parents[1] / "Makefile").read_text().replace("\\\n", " ")
     line = next(l for l in text.splitlines() if l.startswith("PROMPT_DEBS"))
     assert line.split(":=", 1)[1].split() == list(prompts.PACKAGES)
+
+
+def test_compare_unseen_pool52_names_every_voice_of_the_corpus():
+    """local/compare_unseen.sh's pool52 arm lists the default pool and every opt-in voice, no other."""
+    script = (Path(__file__).resolve().parents[1] / "egs/wsj0-2mix/twostep/local/compare_unseen.sh").read_text()
+    kde = "".join(l.split("=", 1)[1].strip('"') for l in script.splitlines() if l.startswith("kde_voices"))
+    line = next(l for l in script.splitlines() if l.startswith("all_voices="))
+    listed = line.split("=", 1)[1].strip('"[]').replace("$kde_voices", kde).split(",")
+    trainable = {s for s, info in prompts.SPEAKERS.items()
+                 if not info.get("test_only") and s not in prompts.DEFAULT_UNSEEN}
+    assert len(listed) == len(set(listed)) == 52 and set(listed) == trainable
+    assert {s for s in listed if prompts.SPEAKERS[s].get("opt_in")} == {
+        s for s in listed if s.startswith(("klettres-", "ktuberling-"))}
